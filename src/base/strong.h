@@ -46,6 +46,10 @@ class Ordinal {
     ++value_;
     return *this;
   }
+  constexpr Ordinal& operator--() {
+    --value_;
+    return *this;
+  }
   constexpr Ordinal operator++(int) {
     Ordinal before = *this;
     ++value_;

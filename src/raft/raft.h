@@ -73,6 +73,7 @@ class Raft {
   std::vector<ReadState>& read_states() { return read_states_; }
 
  private:
+  friend class RawNode;
   explicit Raft(const Config& config);
   base::Status load(const Config& config);
 
@@ -175,6 +176,13 @@ class Raft {
     std::string data;
   };
   std::optional<Incoming> incoming_snapshot_;
+  // Once a TimeoutNow went out, the transferee may win an election at any
+  // later moment (followers waive their lease for it), so this leader serves
+  // no lease reads for the rest of its term.
+  bool lease_waived_ = false;
+  // kLeaseBased: a node that just started does not know whom it promised not
+  // to vote against, so it grants no votes for one election timeout.
+  int vote_embargo_ticks_ = 0;
 
   std::vector<Message> messages_;
   std::vector<Message> messages_after_persist_;

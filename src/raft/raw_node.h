@@ -82,13 +82,20 @@ class RawNode {
 
  private:
   explicit RawNode(std::unique_ptr<Raft> raft);
-  bool accept_ready(const Ready& ready);
+
+  // What the last Ready handed out, to acknowledge in advance().
+  struct InProgress {
+    LogIndex last_entry_index;
+    Term last_entry_term;
+    LogIndex snapshot_index;
+    LogIndex last_committed_index;
+    std::vector<Entry> committed;  // shares payloads; counts uncommitted bytes
+  };
 
   std::unique_ptr<Raft> raft_;
   SoftState prev_soft_state_;
   HardState prev_hard_state_;
-  // What the last Ready handed out, acknowledged by advance().
-  std::optional<Ready> in_progress_;
+  std::optional<InProgress> in_progress_;
 };
 
 }  // namespace synod::raft

@@ -6,6 +6,8 @@
 #include <set>
 #include <vector>
 
+#include "base/result.h"
+#include "raft/confchange.h"
 #include "raft/progress.h"
 #include "raft/quorum.h"
 #include "raft/types.h"
