@@ -1093,6 +1093,32 @@ ConfState Raft::switch_to_config(TrackerConfig config, ProgressMap progress) {
 
 // ---------------------------------------------------------------------------
 
+base::Status Raft::check_invariants() const {
+  auto broken = [](const std::string& why) { return base::Status(Error(Errc::kCorruption, why)); };
+  if (log_.applied() > log_.committed()) return broken("applied index is past the commit index");
+  if (log_.committed() > log_.last_index()) return broken("commit index is past the last index");
+  if (log_.first_index() > log_.last_index() + 1) return broken("first index is past last index + 1");
+  if (role_ == Role::kLeader) {
+    if (leader_ != id_) return broken("a leader must name itself leader");
+    if (vote_ != id_) return broken("a leader must have voted for itself in its term");
+    if (!tracker_.is_member(id_)) return broken("a leader must be a member");
+    if (log_.last_term() != term_) {
+      return broken("a leader's last entry must be of its term (it appends one on election)");
+    }
+    for (const auto& [id, pr] : tracker_.progress) {
+      if (pr.match > log_.last_index()) return broken("a follower matches past the leader's log");
+      if (pr.state == ProgressState::kReplicate && pr.next <= pr.match) {
+        return broken("replicating with next at or below match");
+      }
+    }
+  }
+  if (role_ == Role::kCandidate && vote_ != id_) return broken("a candidate votes for itself");
+  if (log_.term_or_zero(log_.last_index()) > term_ && role_ == Role::kLeader) {
+    return broken("log holds an entry from a future term");
+  }
+  return {};
+}
+
 void Raft::send(Message m) {
   m.group = group_;
   if (m.from.is_none()) m.from = id_;

@@ -66,6 +66,9 @@ class Raft {
   size_t uncommitted_bytes() const { return uncommitted_bytes_; }
   // Whether a lease read is allowed right now (kLeaseBased).
   bool lease_valid() const;
+  // Checks what must hold between any two steps (LogCabin's idea: run it
+  // after every step in tests and simulation). Returns the first violation.
+  base::Status check_invariants() const;
 
   // Outputs, drained by RawNode.
   std::vector<Message>& messages() { return messages_; }

@@ -101,6 +101,8 @@ bool TestCluster::process_ready(uint64_t id) {
   }
   for (ReadState& rs : rd.read_states) p.read_states.push_back(std::move(rs));
   p.node->advance();
+  auto invariants = p.node->raft().check_invariants();
+  EXPECT_TRUE(invariants.ok()) << "node " << id << ": " << invariants.error().to_string();
   return true;
 }
 
