@@ -1,10 +1,19 @@
-#include "raft/test_cluster.h"
+#include "sim/raft_cluster.h"
 
-#include <gtest/gtest.h>
+#include <cstdio>
+#include <string>
 
-namespace synod::raft::testing {
+#include "base/assert.h"
 
-TestCluster::TestCluster(std::vector<uint64_t> ids, ConfigTweak tweak,
+namespace synod::sim {
+
+namespace {
+NodeId nid(uint64_t id) { return NodeId{id}; }
+LogIndex idx(uint64_t index) { return LogIndex{index}; }
+Term term(uint64_t t) { return Term{t}; }
+}  // namespace
+
+RaftCluster::RaftCluster(std::vector<uint64_t> ids, ConfigTweak tweak,
                          std::vector<uint64_t> learner_ids)
     : tweak_(std::move(tweak)) {
   for (uint64_t id : ids) initial_.voters.push_back(nid(id));
@@ -14,7 +23,7 @@ TestCluster::TestCluster(std::vector<uint64_t> ids, ConfigTweak tweak,
   for (uint64_t id : all) add_empty_node(id, initial_);
 }
 
-void TestCluster::add_empty_node(uint64_t id, const ConfState& initial) {
+void RaftCluster::add_empty_node(uint64_t id, const ConfState& initial) {
   Peer p;
   p.id = nid(id);
   p.storage = std::make_unique<MemoryStorage>();
@@ -27,16 +36,16 @@ void TestCluster::add_empty_node(uint64_t id, const ConfState& initial) {
     snap.meta.term = term(1);
     snap.meta.conf_state = initial;
     auto st = p.storage->apply_snapshot(snap);
-    EXPECT_TRUE(st.ok());
+    if (!st.ok()) report("bootstrap snapshot refused: " + st.error().to_string());
     p.storage->set_hard_state(HardState{term(1), kNone, idx(1)});
     p.applied_index = idx(1);
   }
   auto [it, inserted] = peers_.emplace(id, std::move(p));
-  EXPECT_TRUE(inserted) << "node " << id << " added twice";
+  SYNOD_ASSERT(inserted, "a node id was added twice");
   it->second.node = make_node(it->second);
 }
 
-std::unique_ptr<RawNode> TestCluster::make_node(Peer& p) {
+std::unique_ptr<RawNode> RaftCluster::make_node(Peer& p) {
   Config c;
   c.id = p.id;
   c.group = GroupId{1};
@@ -45,27 +54,39 @@ std::unique_ptr<RawNode> TestCluster::make_node(Peer& p) {
   c.applied = p.applied_index;
   if (tweak_) tweak_(c);
   auto node = RawNode::create(c);
-  EXPECT_TRUE(node.ok()) << (node.ok() ? "" : node.error().to_string());
+  if (!node.ok()) {
+    report("node " + std::to_string(p.id.value()) + " failed to start: " + node.error().to_string());
+    SYNOD_ASSERT(false, "a cluster node failed to start");
+  }
   return std::move(node).value();
 }
 
-Peer& TestCluster::peer(uint64_t id) {
+void RaftCluster::report(const std::string& violation) {
+  if (on_violation) {
+    on_violation(violation);
+    return;
+  }
+  std::fprintf(stderr, "raft cluster: %s\n", violation.c_str());
+  SYNOD_ASSERT(false, "raft cluster invariant violated (see above)");
+}
+
+Peer& RaftCluster::peer(uint64_t id) {
   auto it = peers_.find(id);
   SYNOD_ASSERT(it != peers_.end(), "unknown test peer");
   return it->second;
 }
 
-std::vector<uint64_t> TestCluster::ids() const {
+std::vector<uint64_t> RaftCluster::ids() const {
   std::vector<uint64_t> out;
   for (const auto& [id, _] : peers_) out.push_back(id);
   return out;
 }
 
-void TestCluster::tick(uint64_t id, int ticks) {
+void RaftCluster::tick(uint64_t id, int ticks) {
   for (int i = 0; i < ticks; ++i) peer(id).node->tick();
 }
 
-void TestCluster::tick_all(int ticks) {
+void RaftCluster::tick_all(int ticks) {
   for (int i = 0; i < ticks; ++i) {
     for (auto& [id, p] : peers_) {
       if (!p.down) p.node->tick();
@@ -73,18 +94,18 @@ void TestCluster::tick_all(int ticks) {
   }
 }
 
-bool TestCluster::process_ready(uint64_t id) {
+bool RaftCluster::process_ready(uint64_t id) {
   Peer& p = peer(id);
   if (p.down || !p.node->has_ready()) return false;
   Ready rd = p.node->ready();
   for (Message& m : rd.messages) in_flight_.push_back(std::move(m));
   if (rd.snapshot) {
     auto st = p.storage->apply_snapshot(*rd.snapshot);
-    EXPECT_TRUE(st.ok()) << st.error().to_string();
+    if (!st.ok()) report("node " + std::to_string(id) + " snapshot: " + st.error().to_string());
   }
   if (!rd.entries.empty()) {
     auto st = p.storage->append(rd.entries);
-    EXPECT_TRUE(st.ok()) << st.error().to_string();
+    if (!st.ok()) report("node " + std::to_string(id) + " append: " + st.error().to_string());
   }
   if (rd.hard_state) p.storage->set_hard_state(*rd.hard_state);
   for (Message& m : rd.messages_after_persist) in_flight_.push_back(std::move(m));
@@ -93,7 +114,7 @@ bool TestCluster::process_ready(uint64_t id) {
     p.applied_index = e.index;
     if (e.type == EntryType::kConfChange) {
       auto cc = decode_conf_change(e.data.view());
-      EXPECT_TRUE(cc.ok());
+      if (!cc.ok()) report("node " + std::to_string(id) + " conf change: " + cc.error().to_string());
       if (cc.ok()) p.node->apply_conf_change(*cc);
     } else if (!e.data.empty()) {
       p.applied.push_back(e);
@@ -102,17 +123,17 @@ bool TestCluster::process_ready(uint64_t id) {
   for (ReadState& rs : rd.read_states) p.read_states.push_back(std::move(rs));
   p.node->advance();
   auto invariants = p.node->raft().check_invariants();
-  EXPECT_TRUE(invariants.ok()) << "node " << id << ": " << invariants.error().to_string();
+  if (!invariants.ok()) report("node " + std::to_string(id) + ": " + invariants.error().to_string());
   return true;
 }
 
-bool TestCluster::dropped(const Message& m) const {
+bool RaftCluster::dropped(const Message& m) const {
   if (cuts_.count({m.from.value(), m.to.value()})) return true;
   if (drop_filter_ && drop_filter_(m)) return true;
   return false;
 }
 
-size_t TestCluster::deliver_all(int max_rounds) {
+size_t RaftCluster::deliver_all(int max_rounds) {
   size_t delivered = 0;
   for (int round = 0; round < max_rounds; ++round) {
     bool progressed = false;
@@ -132,13 +153,13 @@ size_t TestCluster::deliver_all(int max_rounds) {
   return delivered;
 }
 
-void TestCluster::elect(uint64_t id) {
+void RaftCluster::elect(uint64_t id) {
   auto st = node(id).campaign();
-  EXPECT_TRUE(st.ok());
+  if (!st.ok()) report("campaign at node " + std::to_string(id) + ": " + st.error().to_string());
   deliver_all();
 }
 
-uint64_t TestCluster::leader() const {
+uint64_t RaftCluster::leader() const {
   uint64_t found = 0;
   for (const auto& [id, p] : peers_) {
     if (!p.down && p.node->raft().role() == Role::kLeader) {
@@ -148,30 +169,30 @@ uint64_t TestCluster::leader() const {
   return found;
 }
 
-void TestCluster::propose(uint64_t id, const std::string& data) {
+void RaftCluster::propose(uint64_t id, const std::string& data) {
   auto st = node(id).propose(Bytes(data));
-  EXPECT_TRUE(st.ok()) << st.error().to_string();
+  if (!st.ok()) report("proposal at node " + std::to_string(id) + ": " + st.error().to_string());
   deliver_all();
 }
 
-void TestCluster::isolate(uint64_t id) {
+void RaftCluster::isolate(uint64_t id) {
   for (const auto& [other, _] : peers_) {
     if (other == id) continue;
     cut(id, other);
   }
 }
 
-void TestCluster::cut(uint64_t a, uint64_t b) {
+void RaftCluster::cut(uint64_t a, uint64_t b) {
   cuts_.insert({a, b});
   cuts_.insert({b, a});
 }
 
-void TestCluster::heal() {
+void RaftCluster::heal() {
   cuts_.clear();
   drop_filter_ = nullptr;
 }
 
-void TestCluster::crash(uint64_t id) {
+void RaftCluster::crash(uint64_t id) {
   Peer& p = peer(id);
   p.down = true;
   std::deque<Message> kept;
@@ -181,7 +202,7 @@ void TestCluster::crash(uint64_t id) {
   in_flight_ = std::move(kept);
 }
 
-void TestCluster::restart(uint64_t id) {
+void RaftCluster::restart(uint64_t id) {
   Peer& p = peer(id);
   p.down = false;
   p.applied.clear();
@@ -191,4 +212,4 @@ void TestCluster::restart(uint64_t id) {
   p.node = make_node(p);
 }
 
-}  // namespace synod::raft::testing
+}  // namespace synod::sim
