@@ -109,7 +109,9 @@ TEST(RaftLog, MaybeAppendFollowsTheAppendEntriesReceiverRules) {
 
     auto got = log.maybe_append(idx(c.index), term(c.log_term), idx(c.leader_commit), c.entries);
     ASSERT_EQ(got.has_value(), c.want_last_new.has_value());
-    if (got) EXPECT_EQ(*got, idx(*c.want_last_new));
+    if (got) {
+      EXPECT_EQ(*got, idx(*c.want_last_new));
+    }
     EXPECT_EQ(log.committed(), idx(c.want_commit));
     EXPECT_EQ(terms_of(log.all_entries()), c.want_terms);
   }
@@ -217,7 +219,9 @@ TEST(RaftLog, TermCoversSnapshotStableAndUnstableEntries) {
     SCOPED_TRACE(c.index);
     auto got = log.term(idx(c.index));
     EXPECT_EQ(got.code(), c.want_error);
-    if (got.ok()) EXPECT_EQ(*got, term(c.want_term));
+    if (got.ok()) {
+      EXPECT_EQ(*got, term(c.want_term));
+    }
     EXPECT_EQ(log.term_or_zero(idx(c.index)), term(c.want_term));
   }
   EXPECT_EQ(log.first_index(), idx(4));
@@ -269,7 +273,9 @@ TEST(RaftLog, AppendTruncatesConflictingSuffix) {
     EXPECT_EQ(log.append(cases[i].entries), idx(cases[i].want_last));
     EXPECT_EQ(terms_of(log.all_entries()), cases[i].want_terms);
     const auto& unstable = log.unstable_entries();
-    if (!unstable.empty()) EXPECT_EQ(unstable.front().index, idx(cases[i].want_unstable_from));
+    if (!unstable.empty()) {
+      EXPECT_EQ(unstable.front().index, idx(cases[i].want_unstable_from));
+    }
   }
 }
 
