@@ -493,9 +493,8 @@ bool Raft::increase_uncommitted(const std::vector<Entry>& entries) {
   return true;
 }
 
-void Raft::reduce_uncommitted(const std::vector<Entry>& entries) {
+void Raft::reduce_uncommitted(size_t bytes) {
   if (role_ != Role::kLeader) return;
-  const size_t bytes = payload_bytes(entries);
   uncommitted_bytes_ = bytes > uncommitted_bytes_ ? 0 : uncommitted_bytes_ - bytes;
 }
 

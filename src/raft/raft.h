@@ -138,7 +138,7 @@ class Raft {
   // Membership.
   ConfState switch_to_config(TrackerConfig config, ProgressMap progress);
   bool increase_uncommitted(const std::vector<Entry>& entries);
-  void reduce_uncommitted(const std::vector<Entry>& entries);
+  void reduce_uncommitted(size_t payload_bytes);
 
   void send(Message m);
   void load_state(const HardState& state);

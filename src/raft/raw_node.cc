@@ -148,7 +148,7 @@ Ready RawNode::ready() {
   if (rd.snapshot) accepted.snapshot_index = rd.snapshot->meta.index;
   if (!rd.committed_entries.empty()) {
     accepted.last_committed_index = rd.committed_entries.back().index;
-    accepted.committed = rd.committed_entries;
+    for (const Entry& e : rd.committed_entries) accepted.committed_payload_bytes += e.data.size();
   }
   in_progress_ = std::move(accepted);
   return rd;
@@ -162,7 +162,7 @@ void RawNode::advance() {
   r.on_persisted(done.last_entry_index, done.last_entry_term, done.snapshot_index);
   if (done.snapshot_index > LogIndex{0}) r.on_applied(done.snapshot_index);
   if (done.last_committed_index > LogIndex{0}) {
-    r.reduce_uncommitted(done.committed);
+    r.reduce_uncommitted(done.committed_payload_bytes);
     r.on_applied(done.last_committed_index);
   }
 }

@@ -89,7 +89,7 @@ class RawNode {
     Term last_entry_term;
     LogIndex snapshot_index;
     LogIndex last_committed_index;
-    std::vector<Entry> committed;  // shares payloads; counts uncommitted bytes
+    size_t committed_payload_bytes = 0;  // released from the uncommitted budget
   };
 
   std::unique_ptr<Raft> raft_;
