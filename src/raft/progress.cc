@@ -118,7 +118,8 @@ bool Progress::maybe_decr_to(LogIndex rejected, LogIndex match_hint) {
 bool Progress::is_paused() const {
   switch (state) {
     case ProgressState::kProbe: return msg_app_flow_paused;
-    case ProgressState::kReplicate: return msg_app_flow_paused;
+    // The window itself decides: a heartbeat answer must not open a full one.
+    case ProgressState::kReplicate: return inflights.full();
     case ProgressState::kSnapshot: return true;
   }
   return true;
