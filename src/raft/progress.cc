@@ -21,6 +21,12 @@ void Inflights::free_le(LogIndex index) {
   }
 }
 
+void Inflights::free_first_one() {
+  if (window_.empty()) return;
+  bytes_ -= window_.front().bytes;
+  window_.pop_front();
+}
+
 void Inflights::reset() {
   window_.clear();
   bytes_ = 0;
@@ -110,7 +116,9 @@ bool Progress::maybe_decr_to(LogIndex rejected, LogIndex match_hint) {
   }
   // In probe state only the rejection of the last probe counts.
   if (next - 1 != rejected) return false;
-  next = std::max(std::min(rejected, match_hint + 1), LogIndex{1});
+  // Never probe at or below `match`: a stale or duplicated rejection must
+  // not send us back past what the follower is known to hold.
+  next = std::max(std::min(rejected, match_hint + 1), match + 1);
   msg_app_flow_paused = false;
   return true;
 }

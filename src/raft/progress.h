@@ -25,6 +25,8 @@ class Inflights {
   void add(LogIndex last_index, size_t bytes);
   // Everything up to and including `index` was acknowledged.
   void free_le(LogIndex index);
+  // Frees the oldest slot (a heartbeat answer proves the follower is alive).
+  void free_first_one();
   void reset();
   bool full() const;
   size_t count() const { return window_.size(); }

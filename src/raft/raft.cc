@@ -436,6 +436,9 @@ base::Status Raft::step_leader(const Message& m) {
     case MessageType::kHeartbeatResp: {
       pr.recent_active = true;
       pr.msg_app_flow_paused = false;
+      // Appends in a full window may all have been lost: free one slot so a
+      // heartbeat answer always lets one append through (etcd does the same).
+      if (pr.state == ProgressState::kReplicate && pr.inflights.full()) pr.inflights.free_first_one();
       pr.lease_stamp_acked = std::max(pr.lease_stamp_acked, m.lease_stamp);
       if (pr.state == ProgressState::kSnapshot) {
         // The chunk or its ack may have been lost: offer it again.
@@ -613,9 +616,14 @@ void Raft::handle_append_response(const Message& m, Progress& pr) {
     return;
   }
   const bool was_paused = pr.is_paused();
-  if (!pr.maybe_update(m.index) && !(pr.match == m.index && pr.state == ProgressState::kProbe)) {
-    return;
-  }
+  const bool updated = pr.maybe_update(m.index);
+  const bool probe_confirmed = pr.match == m.index && pr.state == ProgressState::kProbe;
+  // A follower that already holds everything the pending snapshot covers
+  // (it caught up another way) must leave snapshot state even if `match`
+  // did not move, or it would be offered the snapshot forever.
+  const bool snapshot_covered =
+      pr.state == ProgressState::kSnapshot && pr.match >= pr.pending_snapshot;
+  if (!updated && !probe_confirmed && !snapshot_covered) return;
   switch (pr.state) {
     case ProgressState::kProbe:
       pr.become_replicate();
@@ -935,12 +943,16 @@ bool Raft::restore(const Snapshot& snapshot) {
     become_follower(term_ + 1, kNone);
     return false;
   }
-  // A snapshot whose configuration does not include us is not for us.
   const ConfState& cs = snapshot.meta.conf_state;
   const auto contains = [&](const std::vector<NodeId>& ids) {
     return std::find(ids.begin(), ids.end(), id_) != ids.end();
   };
-  if (!contains(cs.voters) && !contains(cs.learners) && !contains(cs.voters_outgoing)) return false;
+  // A snapshot whose configuration does not name us is refused (we were
+  // removed, or it is not for us) — unless we have no configuration at all:
+  // a node joining by a conf change starts empty, and the snapshot brings it
+  // the log up to the entry that adds it. Until then it cannot campaign.
+  const bool named = contains(cs.voters) || contains(cs.learners) || contains(cs.voters_outgoing);
+  if (!named && !tracker_.config.voters.incoming.empty()) return false;
   if (log_.match_term(snapshot.meta.index, snapshot.meta.term)) {
     // We already hold the log up to the snapshot: just commit to it.
     log_.commit_to(snapshot.meta.index);

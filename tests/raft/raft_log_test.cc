@@ -212,8 +212,12 @@ TEST(RaftLog, TermCoversSnapshotStableAndUnstableEntries) {
     uint64_t want_term;
   };
   const std::vector<Case> cases = {
-      {2, base::Errc::kCompacted, 0}, {3, base::Errc::kOk, 3},         {4, base::Errc::kOk, 4},
-      {5, base::Errc::kOk, 5},        {6, base::Errc::kOk, 6},         {7, base::Errc::kUnavailable, 0},
+      {2, base::Errc::kCompacted, 0},    // below the snapshot
+      {3, base::Errc::kOk, 3},           // the snapshot's own index
+      {4, base::Errc::kOk, 4},           // stable
+      {5, base::Errc::kOk, 5},           // stable
+      {6, base::Errc::kOk, 6},           // unstable
+      {7, base::Errc::kUnavailable, 0},  // past the end
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.index);
