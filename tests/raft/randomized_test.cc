@@ -131,6 +131,35 @@ TEST_P(RaftRandomized, SafetyAndLivenessHoldUnderFaults) {
 
 INSTANTIATE_TEST_SUITE_P(Shards, RaftRandomized, ::testing::Range(0, kShards));
 
+// Seeds that once found a bug, with the step count that found it. They run
+// in every `make test`, whatever the sweep's size, so a fix cannot regress.
+//  - full in-flight window stalled a follower in replicate state (seeds 19,
+//    24, 25, 31 at 3000 steps, 48, 55 at the default steps);
+//  - a stale rejection sent `next` below `match`, leaving a follower offered
+//    a snapshot forever (the 5000-step seeds).
+TEST(RaftRandomizedRegression, SeedsThatOnceFailedStayFixed) {
+  struct Case {
+    uint64_t seed;
+    int steps;
+  };
+  const Case cases[] = {{19, kDefaultSteps},  {24, kDefaultSteps},  {25, kDefaultSteps},
+                        {31, 3000},           {48, kDefaultSteps},  {55, kDefaultSteps},
+                        {509, 5000},          {679, 5000},          {976, 5000},
+                        {2017, 5000},         {3765, 5000},         {7205, 5000},
+                        {7426, 5000},         {7878, 5000},         {9339, 5000},
+                        {9880, 5000},         {11348, 5000},        {12895, 5000},
+                        {14300, 5000},        {17148, 5000},        {17331, 5000},
+                        {17801, 5000},        {17948, 5000}};
+  for (const Case& c : cases) {
+    const RunningSeedNote note(c.seed);
+    SimOptions options;
+    options.seed = c.seed;
+    options.steps = c.steps;
+    const SimResult result = Simulation(options).run();
+    EXPECT_TRUE(result.ok) << "seed " << c.seed << " (" << c.steps << " steps): " << result.failure;
+  }
+}
+
 TEST(RaftRandomizedReplay, SameSeedGivesTheSameTrace) {
   for (uint64_t seed : {7u, 12345u}) {
     const SimResult first = run_seed(seed);
