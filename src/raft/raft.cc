@@ -776,10 +776,7 @@ base::Status Raft::step_follower(const Message& m) {
     case MessageType::kPropose: {
       if (leader_.is_none()) return dropped("no leader");
       if (config_.disable_proposal_forwarding) return dropped("proposal forwarding is disabled");
-      Message forward = m;
-      forward.to = leader_;
-      forward.term = Term{0};
-      send(std::move(forward));
+      forward_to_leader(m);
       return {};
     }
     case MessageType::kApp:
@@ -797,32 +794,31 @@ base::Status Raft::step_follower(const Message& m) {
       leader_ = m.from;
       handle_snapshot_chunk(m);
       return {};
-    case MessageType::kTransferLeader: {
-      if (leader_.is_none()) return {};
-      Message forward = m;
-      forward.to = leader_;
-      forward.term = Term{0};
-      send(std::move(forward));
+    case MessageType::kTransferLeader:
+      forward_to_leader(m);
       return {};
-    }
     case MessageType::kTimeoutNow:
       // The leader chose us: campaign at once, past everyone's lease.
       hup(CampaignKind::kTransfer);
       return {};
-    case MessageType::kReadIndex: {
-      if (leader_.is_none()) return {};
-      Message forward = m;
-      forward.to = leader_;
-      forward.term = Term{0};
-      send(std::move(forward));
+    case MessageType::kReadIndex:
+      forward_to_leader(m);
       return {};
-    }
     case MessageType::kReadIndexResp:
       read_states_.push_back(ReadState{m.index, m.context});
       return {};
     default:
       return {};
   }
+}
+
+void Raft::forward_to_leader(const Message& m) {
+  // Without a leader there is no one to ask; the host's deadline answers.
+  if (leader_.is_none()) return;
+  Message forward = m;
+  forward.to = leader_;
+  forward.term = Term{0};
+  send(std::move(forward));
 }
 
 void Raft::handle_append_entries(const Message& m) {

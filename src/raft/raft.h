@@ -94,6 +94,7 @@ class Raft {
   base::Status step_leader(const Message& m);
   base::Status step_candidate(const Message& m);
   base::Status step_follower(const Message& m);
+  void forward_to_leader(const Message& m);
   void tick_election();
   void tick_heartbeat();
 
