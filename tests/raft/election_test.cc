@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "raft/property_run.h"
 #include "raft/solo_node.h"
 #include "raft/test_cluster.h"
 
@@ -687,55 +688,6 @@ TEST(RaftCheckQuorum, LeaderStickinessSurvivesAnEagerCandidate) {
 // Figure 3: Election Safety and Leader Completeness, checked after every step
 // of runs with random partitions, crashes and proposals.
 
-class PropertyRun {
- public:
-  explicit PropertyRun(uint64_t seed) : rng_(seed), cluster_({1, 2, 3, 4, 5}) {}
-
-  void run(int steps, const std::function<void(TestCluster&)>& check) {
-    for (int step = 0; step < steps; ++step) {
-      const uint64_t r = rng_() % 100;
-      const uint64_t lead = cluster_.leader();
-      if (r < 4) {
-        // Cut the leader off: the rest must elect another.
-        cluster_.heal();
-        if (lead != 0) cluster_.isolate(lead);
-      } else if (r < 8) {
-        cluster_.heal();
-        const int cuts = 1 + static_cast<int>(rng_() % 4);
-        for (int i = 0; i < cuts; ++i) {
-          const uint64_t a = 1 + rng_() % 5;
-          const uint64_t b = 1 + rng_() % 5;
-          if (a != b) cluster_.cut(a, b);
-        }
-      } else if (r < 10) {
-        cluster_.heal();
-      } else if (r < 12) {
-        // Crash the leader half the time, anyone otherwise.
-        const uint64_t victim = (lead != 0 && rng_() % 2 == 0) ? lead : 1 + rng_() % 5;
-        if (down_.size() < 2 && !down_.count(victim)) {
-          cluster_.crash(victim);
-          down_.insert(victim);
-        }
-      } else if (r < 15 && !down_.empty()) {
-        const uint64_t back = *down_.begin();
-        cluster_.restart(back);
-        down_.erase(back);
-      } else if (r < 45) {
-        if (lead != 0) (void)cluster_.node(lead).propose(Bytes("v" + std::to_string(step)));
-      }
-      cluster_.tick_all();
-      cluster_.deliver_all();
-      check(cluster_);
-    }
-  }
-
-  bool is_down(uint64_t id) const { return down_.count(id) > 0; }
-
- private:
-  std::mt19937_64 rng_;
-  TestCluster cluster_;
-  std::set<uint64_t> down_;
-};
 
 // "At most one leader can be elected in a given term."
 TEST(RaftElection, ElectionSafetyAtMostOneLeaderPerTerm) {

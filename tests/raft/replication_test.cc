@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "raft/property_run.h"
 #include "raft/solo_node.h"
 #include "raft/test_cluster.h"
 
@@ -488,65 +489,13 @@ TEST(RaftReplication, LeaderAppendOnlyIgnoresStaleAppends) {
   EXPECT_EQ(log_terms(s.raft()), before);
 }
 
-// Random partitions, crashes and proposals over five nodes, with the checks
-// run after every step.
-class PropertyRun {
- public:
-  explicit PropertyRun(uint64_t seed) : rng_(seed), cluster_({1, 2, 3, 4, 5}) {}
-
-  void run(int steps, const std::function<void(TestCluster&)>& check) {
-    for (int step = 0; step < steps; ++step) {
-      const uint64_t r = rng_() % 100;
-      const uint64_t lead = cluster_.leader();
-      if (r < 4) {
-        cluster_.heal();
-        if (lead != 0) cluster_.isolate(lead);
-      } else if (r < 8) {
-        cluster_.heal();
-        const int cuts = 1 + static_cast<int>(rng_() % 4);
-        for (int i = 0; i < cuts; ++i) {
-          const uint64_t a = 1 + rng_() % 5;
-          const uint64_t b = 1 + rng_() % 5;
-          if (a != b) cluster_.cut(a, b);
-        }
-      } else if (r < 10) {
-        cluster_.heal();
-      } else if (r < 12) {
-        const uint64_t victim = (lead != 0 && rng_() % 2 == 0) ? lead : 1 + rng_() % 5;
-        if (down_.size() < 2 && !down_.count(victim)) {
-          cluster_.crash(victim);
-          down_.insert(victim);
-        }
-      } else if (r < 15 && !down_.empty()) {
-        const uint64_t back = *down_.begin();
-        cluster_.restart(back);
-        down_.erase(back);
-      } else if (r < 50) {
-        // Proposals also go to followers and to cut-off leaders, so that
-        // uncommitted entries pile up on the wrong side of a partition.
-        const uint64_t at = (lead != 0 && rng_() % 2 == 0) ? lead : 1 + rng_() % 5;
-        if (!down_.count(at)) (void)cluster_.node(at).propose(Bytes("v" + std::to_string(step)));
-      }
-      cluster_.tick_all();
-      cluster_.deliver_all();
-      check(cluster_);
-    }
-  }
-
-  bool is_down(uint64_t id) const { return down_.count(id) > 0; }
-
- private:
-  std::mt19937_64 rng_;
-  TestCluster cluster_;
-  std::set<uint64_t> down_;
-};
 
 // "If two logs contain an entry with the same index and term, then the logs
 // are identical in all entries up through the given index."
 TEST(RaftReplication, LogMatchingHoldsAcrossAllPairs) {
   for (uint64_t seed = 21; seed <= 26; ++seed) {
     SCOPED_TRACE(::testing::Message() << "seed " << seed);
-    PropertyRun run(seed);
+    PropertyRun run(seed, {.propose_below = 50, .propose_anywhere = true});
     size_t matched_entries = 0;
     run.run(400, [&](TestCluster& c) {
       const auto ids = c.ids();
@@ -578,7 +527,7 @@ TEST(RaftReplication, LogMatchingHoldsAcrossAllPairs) {
 TEST(RaftReplication, LeaderAppendOnlyDuringItsTerm) {
   for (uint64_t seed = 31; seed <= 36; ++seed) {
     SCOPED_TRACE(::testing::Message() << "seed " << seed);
-    PropertyRun run(seed);
+    PropertyRun run(seed, {.propose_below = 50, .propose_anywhere = true});
     std::map<uint64_t, std::pair<Term, std::vector<Entry>>> last_seen;  // by leader id
     size_t grown = 0;
     run.run(400, [&](TestCluster& c) {
@@ -610,7 +559,7 @@ TEST(RaftReplication, LeaderAppendOnlyDuringItsTerm) {
 TEST(RaftReplication, StateMachineSafetyAppliedEntriesAgree) {
   for (uint64_t seed = 41; seed <= 46; ++seed) {
     SCOPED_TRACE(::testing::Message() << "seed " << seed);
-    PropertyRun run(seed);
+    PropertyRun run(seed, {.propose_below = 50, .propose_anywhere = true});
     std::map<LogIndex, Entry> applied_anywhere;
     run.run(400, [&](TestCluster& c) {
       for (uint64_t id : c.ids()) {
