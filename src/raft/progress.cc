@@ -96,7 +96,6 @@ void Progress::sent_entries(LogIndex last, size_t bytes) {
         next = last + 1;
         inflights.add(last, bytes);
       }
-      msg_app_flow_paused = inflights.full();
       break;
     case ProgressState::kProbe:
       // One probe per heartbeat interval, until the follower answers.

@@ -60,7 +60,7 @@ struct Progress {
   // Heard from since the last CheckQuorum.
   bool recent_active = false;
   // kProbe: an append was sent this heartbeat interval; wait for its answer.
-  // kReplicate: the window is full.
+  // (In kReplicate the in-flight window alone decides.)
   bool msg_app_flow_paused = false;
   bool is_learner = false;
   // Highest heartbeat lease stamp the follower has echoed back.
