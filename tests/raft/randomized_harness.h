@@ -7,7 +7,12 @@
 // and partitions messages, and crashes nodes, possibly in the middle of
 // carrying out a Ready (after sending, after persisting, after applying).
 // Clients propose, read (ReadIndex) and ask for leadership transfers; hosts
-// compact their logs into snapshots. Everything is drawn from one
+// compact their logs into snapshots. With `SimOptions::conf_changes` the
+// leader's host also, rarely, proposes a membership change (see
+// `conf_change_one`): the node set stays fixed, members become learners,
+// voters, non-members and members again; hosts apply committed conf change
+// entries in order (on replay after a restart too) and record in every
+// snapshot the configuration at its index. Everything is drawn from one
 // `base::Rng`, so a seed is a complete description of a run: the same seed
 // gives the same trace, event for event (the digest proves it).
 //
@@ -29,7 +34,8 @@
 //     nodes tick at random, i.e. clocks drift without bound).
 //   - The core's own invariants (`Raft::check_invariants`).
 // At the end every fault is healed and the group must elect a leader and
-// commit a fresh proposal on every node within a bound of ticks (liveness).
+// commit a fresh proposal on every node within a bound of ticks (liveness);
+// with membership changes, on every member of the final configuration.
 //
 // A violation stops the run; the result carries the seed, the first
 // violation in words and the tail of the event trace.
@@ -49,6 +55,7 @@
 #include <vector>
 
 #include "base/rng.h"
+#include "raft/confchange.h"
 #include "raft/memory_storage.h"
 #include "raft/raft.h"
 #include "raft/raw_node.h"
@@ -390,6 +397,9 @@ struct SimOptions {
   // Random steps before the liveness phase.
   int steps = 3000;
   bool check_liveness = true;
+  // Membership changes in the workload (drawn from a second stream of the
+  // seed, so a run without them is the same run it always was).
+  bool conf_changes = false;
   // Print every event to stderr as it happens (to see what led to a crash of
   // the process itself, e.g. a failed SYNOD_ASSERT in the core).
   bool echo_trace = false;
@@ -415,6 +425,8 @@ struct SimStats {
   uint64_t transfers_asked = 0;
   uint64_t partitions = 0;
   uint64_t liveness_ticks = 0;
+  uint64_t conf_changes_proposed = 0;
+  uint64_t conf_changes_applied = 0;
 };
 
 struct SimResult {
@@ -436,7 +448,9 @@ class Simulation {
   static constexpr int kSettleRounds = 64;
 
   explicit Simulation(SimOptions options)
-      : options_(options), rng_(options.seed * 0x9e3779b97f4a7c15ULL + 0x5eed) {}
+      : options_(options),
+        rng_(options.seed * 0x9e3779b97f4a7c15ULL + 0x5eed),
+        conf_rng_(options.seed * 0xbf58476d1ce4e5b9ULL + 0xc0f) {}
 
   SimResult run() {
     setup();
@@ -472,6 +486,8 @@ class Simulation {
     kRole,
     kHeal,
     kLivenessPropose,
+    kConfPropose,
+    kConfApply,
   };
   struct Event {
     uint64_t step = 0;
@@ -489,6 +505,8 @@ class Simulation {
     // The state machine: applied index and the digest of its history.
     LogIndex applied;
     uint64_t state = kStateBase;
+    // The configuration as of `applied` (what a snapshot there records).
+    ConfState conf;
     Role role = Role::kFollower;
     Term term;
     uint64_t incarnation = 0;
@@ -640,6 +658,7 @@ class Simulation {
     }
     n.applied = index;
     n.state = state;
+    n.conf = snap->meta.conf_state;
     checker_.on_state(n.id, index, state);
     c.applied = index;
     auto raw = RawNode::create(c);
@@ -660,6 +679,7 @@ class Simulation {
   void random_step() {
     maybe_change_partition();
     maybe_crash_or_restart();
+    if (options_.conf_changes && conf_rng_.chance(1, 150)) return conf_change_one();
     const uint64_t backlog = std::min<uint64_t>(net_.size(), 200);
     // Weights: delivery keeps pace with the backlog so queues stay short.
     const uint64_t w_deliver = 30 + backlog;
@@ -778,6 +798,136 @@ class Simulation {
     touch(*n);
   }
 
+  // ---- Membership changes
+
+  static bool has(const std::vector<NodeId>& v, NodeId id) {
+    return std::find(v.begin(), v.end(), id) != v.end();
+  }
+  static void drop(std::vector<NodeId>& v, NodeId id) { std::erase(v, id); }
+
+  // The configuration in a trace word: 4 bits per node (voter, learner,
+  // outgoing voter, next learner) and the auto-leave flag.
+  static uint64_t conf_bits(const ConfState& cs) {
+    uint64_t bits = cs.auto_leave ? uint64_t{1} << 63 : 0;
+    auto mark = [&](const std::vector<NodeId>& v, unsigned shift) {
+      for (NodeId id : v) bits |= uint64_t{1} << ((id.value() - 1) * 4 + shift);
+    };
+    mark(cs.voters, 0);
+    mark(cs.learners, 1);
+    mark(cs.voters_outgoing, 2);
+    mark(cs.learners_next, 3);
+    return bits;
+  }
+
+  static bool is_member(const ConfState& cs, NodeId id) {
+    return has(cs.voters, id) || has(cs.learners, id) || has(cs.voters_outgoing, id) ||
+           has(cs.learners_next, id);
+  }
+
+  // One random single change that keeps at least 3 voters, touching none of
+  // `used`; updates the sets as if it were applied. False if none fits.
+  bool random_single(std::vector<NodeId>& voters, std::vector<NodeId>& learners,
+                     std::vector<NodeId>& used, ConfChangeSingle* out) {
+    std::vector<NodeId> others;
+    for (const Node& n : nodes_) {
+      if (!has(voters, n.id) && !has(learners, n.id) && !has(used, n.id)) others.push_back(n.id);
+    }
+    auto pick = [&](const std::vector<NodeId>& from) {
+      std::vector<NodeId> free;
+      for (NodeId id : from) {
+        if (!has(used, id)) free.push_back(id);
+      }
+      return free.empty() ? NodeId{0} : free[conf_rng_.uniform(free.size())];
+    };
+    for (int attempt = 0; attempt < 8; ++attempt) {
+      NodeId id{0};
+      switch (conf_rng_.uniform(6)) {
+        case 0:  // a non-member joins as a learner
+          id = pick(others);
+          if (id == NodeId{0}) continue;
+          *out = ConfChangeSingle{ConfChangeType::kAddLearnerNode, id};
+          learners.push_back(id);
+          break;
+        case 1:  // a learner is promoted
+          id = pick(learners);
+          if (id == NodeId{0}) continue;
+          *out = ConfChangeSingle{ConfChangeType::kAddNode, id};
+          drop(learners, id);
+          voters.push_back(id);
+          break;
+        case 2:  // a voter leaves (never below 3)
+          if (voters.size() <= 3) continue;
+          id = pick(voters);
+          if (id == NodeId{0}) continue;
+          *out = ConfChangeSingle{ConfChangeType::kRemoveNode, id};
+          drop(voters, id);
+          break;
+        case 3:  // a learner leaves
+          id = pick(learners);
+          if (id == NodeId{0}) continue;
+          *out = ConfChangeSingle{ConfChangeType::kRemoveNode, id};
+          drop(learners, id);
+          break;
+        case 4:  // a voter is demoted to learner (never below 3 voters)
+          if (voters.size() <= 3) continue;
+          id = pick(voters);
+          if (id == NodeId{0}) continue;
+          *out = ConfChangeSingle{ConfChangeType::kAddLearnerNode, id};
+          drop(voters, id);
+          learners.push_back(id);
+          break;
+        default:  // a non-member joins as a voter directly
+          id = pick(others);
+          if (id == NodeId{0}) continue;
+          *out = ConfChangeSingle{ConfChangeType::kAddNode, id};
+          voters.push_back(id);
+          break;
+      }
+      used.push_back(id);
+      return true;
+    }
+    return false;
+  }
+
+  // The current leader's host proposes a membership change drawn from the
+  // seed: a single change, a two-change joint change left automatically, or
+  // an explicit joint change (one or two changes) left later by an empty
+  // ConfChange, proposed here when the leader finds itself in one.
+  void conf_change_one() {
+    Node* leader = current_leader();
+    if (leader == nullptr) return;
+    const ConfState cs = leader->raw->status().conf_state;
+    ConfChange cc;
+    if (!cs.voters_outgoing.empty()) {
+      if (cs.auto_leave) return;  // the core leaves by itself
+      // Explicit joint: leave (empty change).
+    } else {
+      std::vector<NodeId> voters = cs.voters;
+      std::vector<NodeId> learners = cs.learners;
+      std::vector<NodeId> used;
+      const uint64_t kind = conf_rng_.uniform(4);
+      const size_t count = kind == 0 ? 1 : kind == 1 ? 2 : 1 + conf_rng_.uniform(2);
+      for (size_t k = 0; k < count; ++k) {
+        ConfChangeSingle one;
+        if (!random_single(voters, learners, used, &one)) break;
+        cc.changes.push_back(one);
+      }
+      if (cc.changes.empty()) return;
+      // kind 0, 1: kAuto (one change is one step, two enter a joint
+      // configuration left automatically); 2, 3: kJointExplicit.
+      cc.transition = kind <= 1 ? ConfChangeTransition::kAuto : ConfChangeTransition::kJointExplicit;
+    }
+    const base::Status st = leader->raw->propose_conf_change(cc);
+    ++stats_.conf_changes_proposed;
+    uint64_t what = 0;
+    for (const ConfChangeSingle& one : cc.changes) {
+      what = what << 8 | static_cast<uint64_t>(one.type) << 4 | one.node.value();
+    }
+    record(Event{now_, EventKind::kConfPropose, 0, node_byte(*leader), 0,
+                 static_cast<uint64_t>(cc.transition), what, cc.changes.size(), st.ok() ? 1u : 0u});
+    touch(*leader);
+  }
+
   // The host snapshots its state machine at the applied index and drops a
   // prefix of its log (keeping a few entries, as etcd's hosts do).
   void compact_one() {
@@ -792,7 +942,7 @@ class Simulation {
     const LogIndex snap_index = snap.ok() ? snap->meta.index : LogIndex{0};
     if (n.applied <= snap_index || n.applied > s.last_index()) return;
     const size_t filler = base_config_.snapshot_chunk_bytes < 64 ? rng_.between(0, 200) : 0;
-    auto made = s.create_snapshot(n.applied, &conf_, Bytes(encode_state(n.applied, n.state, filler)));
+    auto made = s.create_snapshot(n.applied, &n.conf, Bytes(encode_state(n.applied, n.state, filler)));
     if (!made.ok()) {
       checker_.on_contract_breach("node " + std::to_string(n.id.value()) +
                                   ": create_snapshot at its applied index " +
@@ -1105,6 +1255,7 @@ class Simulation {
       }
       n.applied = index;
       n.state = state;
+      n.conf = snap.meta.conf_state;
       ++stats_.snapshots_installed;
       record(Event{now_, EventKind::kInstall, 0, node_byte(n), 0, index.value(), snap.meta.term.value()});
       checker_.on_state(n.id, index, state);
@@ -1120,6 +1271,18 @@ class Simulation {
       checker_.on_apply(n.id, e, observed);
       n.state = state_after(n.state, e);
       n.applied = e.index;
+      if (e.type == EntryType::kConfChange) {
+        auto cc = decode_conf_change(e.data.view());
+        if (!cc.ok()) {
+          checker_.on_contract_breach(who + " was handed committed conf change " + entry_words(e) +
+                                      " that does not decode: " + cc.error().to_string());
+          return;
+        }
+        n.conf = n.raw->apply_conf_change(*cc);
+        ++stats_.conf_changes_applied;
+        record(Event{now_, EventKind::kConfApply, 0, node_byte(n), 0, e.index.value(),
+                     conf_bits(n.conf)});
+      }
       checker_.on_state(n.id, e.index, n.state);
       ++stats_.entries_applied;
       record(Event{now_, EventKind::kApply, 0, node_byte(n), 0, e.index.value(), e.term.value(),
@@ -1194,8 +1357,9 @@ class Simulation {
       check_step();
       settle();
       if (!ok()) return;
-      if (liveness_index_ != LogIndex{0} && all_applied(liveness_index_)) return;
+      if (liveness_index_ != LogIndex{0} && members_applied(liveness_index_)) return;
       Node* leader = current_leader();
+      if (leader != nullptr) refresh_snapshot_for_members(*leader);
       if (leader == nullptr || liveness_index_ != LogIndex{0}) continue;
       // (Re)propose when there is a new leader, or the last try went nowhere.
       if (proposed_at < 0 || leader->id != proposed_to ||
@@ -1221,7 +1385,8 @@ class Simulation {
                 std::to_string(r.leader().value()) + " commit " +
                 std::to_string(r.log().committed().value()) + " applied " +
                 std::to_string(n.applied.value()) + " last " +
-                std::to_string(r.log().last_index().value()) + ";";
+                std::to_string(r.log().last_index().value()) + " conf " +
+                conf_words(n.conf) + ";";
     }
     if (const Node* leader = current_leader()) {
       status += " leader's view:";
@@ -1234,15 +1399,59 @@ class Simulation {
     checker_.on_contract_breach(
         "liveness: with every fault healed, " +
         std::string(current_leader() == nullptr ? "no leader emerged and " : "") +
-        "a fresh proposal was not applied on every node within " + std::to_string(bound) +
+        "a fresh proposal was not applied on every member within " + std::to_string(bound) +
         " ticks (marker index " + std::to_string(liveness_index_.value()) + ");" + status);
   }
 
-  bool all_applied(LogIndex index) const {
+  // A member that was removed and re-added after the leader's stored
+  // snapshot was taken is not named in that snapshot's configuration, so it
+  // refuses it (as etcd's raft does) and the leader would offer it the same
+  // snapshot forever. A host answers by taking a fresh snapshot (it holds
+  // the re-add, since the leader's configuration changes when it applies).
+  void refresh_snapshot_for_members(Node& leader) {
+    auto snap = stored_snapshot(leader);
+    if (!snap.ok()) return;
+    const ConfState now = leader.raw->status().conf_state;
     for (const Node& n : nodes_) {
+      if (is_member(now, n.id) && !is_member(snap->meta.conf_state, n.id)) {
+        compact(leader, 8);
+        return;
+      }
+    }
+  }
+
+  // Every member of the final configuration applied `index`: the
+  // configuration of the most advanced state machine (it applied the
+  // marker, so it is at least as new as any the marker was committed in),
+  // and, while there is a leader, the leader's own. Non-members are not
+  // replicated to and are not expected to keep up.
+  bool members_applied(LogIndex index) {
+    const Node* most = &nodes_.front();
+    for (const Node& n : nodes_) {
+      if (n.applied > most->applied) most = &n;
+    }
+    const Node* leader = current_leader();
+    const ConfState lead_conf = leader != nullptr ? leader->raw->status().conf_state : ConfState{};
+    for (const Node& n : nodes_) {
+      if (!is_member(most->conf, n.id)) continue;
+      if (leader != nullptr && !is_member(lead_conf, n.id)) continue;
       if (n.applied < index) return false;
     }
     return true;
+  }
+
+  static std::string conf_words(const ConfState& cs) {
+    auto list = [](const std::vector<NodeId>& v) {
+      std::string out;
+      for (NodeId id : v) out += (out.empty() ? "" : ",") + std::to_string(id.value());
+      return out;
+    };
+    std::string out = "v[" + list(cs.voters) + "]";
+    if (!cs.learners.empty()) out += " l[" + list(cs.learners) + "]";
+    if (!cs.voters_outgoing.empty()) out += " out[" + list(cs.voters_outgoing) + "]";
+    if (!cs.learners_next.empty()) out += " next[" + list(cs.learners_next) + "]";
+    if (cs.auto_leave) out += " auto";
+    return out;
   }
 
   // Ready processing and in-order delivery until nothing moves.
@@ -1400,6 +1609,18 @@ class Simulation {
       case EventKind::kLivenessPropose:
         std::snprintf(buf, sizeof(buf), "liveness proposal at %u: %s", n, a ? "accepted" : "dropped");
         break;
+      case EventKind::kConfPropose:
+        // b: per change a byte (type << 4 | node), the first change highest.
+        std::snprintf(buf, sizeof(buf),
+                      "conf change at %u: transition %" PRIu64 ", %" PRIu64
+                      " changes (type<<4|node bytes %" PRIx64 "): %s",
+                      n, a, e.c, b, e.d ? "accepted" : "dropped");
+        break;
+      case EventKind::kConfApply:
+        // b: 4 bits per node: voter, learner, outgoing voter, next learner.
+        std::snprintf(buf, sizeof(buf), "apply conf change %u: index %" PRIu64 ", config bits %" PRIx64,
+                      n, a, b);
+        break;
     }
     char line[300];
     std::snprintf(line, sizeof(line), "  step %6" PRIu64 "  %s", e.step, buf);
@@ -1431,6 +1652,7 @@ class Simulation {
 
   SimOptions options_;
   base::Rng rng_;
+  base::Rng conf_rng_;
   Config base_config_;
   Faults faults_;
   ConfState conf_;

@@ -9,6 +9,8 @@
 //   SYNOD_RAFT_STEPS=N   random steps per seed (default 10000)
 //   SYNOD_RAFT_SEED=S    RaftRandomized.ReplaysOneSeed runs seed S alone;
 //                        add SYNOD_RAFT_TRACE=1 to print every event.
+//   SYNOD_RAFT_CONF_CHANGES=0|1  membership changes in the workload
+//                        (default 1: on; 0 runs the workload without them)
 #include <gtest/gtest.h>
 
 #include <csignal>
@@ -34,6 +36,16 @@ uint64_t env_number(const char* name, uint64_t fallback) {
   const unsigned long long value = std::strtoull(text, &end, 10);
   if (end == text || *end != '\0' || value == 0) return fallback;
   return value;
+}
+
+// Whether the workload includes membership changes unless the environment
+// says otherwise.
+constexpr bool kDefaultConfChanges = true;
+
+bool conf_changes_enabled() {
+  const char* text = std::getenv("SYNOD_RAFT_CONF_CHANGES");
+  if (text == nullptr || *text == '\0') return kDefaultConfChanges;
+  return std::strcmp(text, "0") != 0;
 }
 
 uint64_t seed_count() { return env_number("SYNOD_RAFT_SEEDS", kDefaultSeeds); }
@@ -76,6 +88,7 @@ SimResult run_seed(uint64_t seed, HostBug bug = HostBug::kNone) {
   options.seed = seed;
   options.steps = steps_per_seed();
   options.host_bug = bug;
+  options.conf_changes = conf_changes_enabled();
   // A broken host is judged on safety alone.
   options.check_liveness = bug == HostBug::kNone;
   return Simulation(options).run();
@@ -104,6 +117,8 @@ TEST_P(RaftRandomized, SafetyAndLivenessHoldUnderFaults) {
     total.snapshots_installed += result.stats.snapshots_installed;
     total.reads_served += result.stats.reads_served;
     total.partitions += result.stats.partitions;
+    total.conf_changes_proposed += result.stats.conf_changes_proposed;
+    total.conf_changes_applied += result.stats.conf_changes_applied;
     if (result.ok) continue;
     if (failing.empty()) {
       ADD_FAILURE() << result.failure;
@@ -116,7 +131,7 @@ TEST_P(RaftRandomized, SafetyAndLivenessHoldUnderFaults) {
   for (uint64_t s : failing) list += " " + std::to_string(s);
   std::printf("shard %d: %llu seeds, %llu steps, %llu messages, %llu entries applied, %llu "
               "leaders, %llu crashes (%llu mid-Ready), %llu snapshots installed, %llu reads, "
-              "%llu partitions; failing seeds:%s\n",
+              "%llu partitions, %llu conf changes proposed (%llu applied); failing seeds:%s\n",
               shard, static_cast<unsigned long long>(runs),
               static_cast<unsigned long long>(total.steps),
               static_cast<unsigned long long>(total.messages_delivered),
@@ -126,7 +141,10 @@ TEST_P(RaftRandomized, SafetyAndLivenessHoldUnderFaults) {
               static_cast<unsigned long long>(total.crashes_mid_ready),
               static_cast<unsigned long long>(total.snapshots_installed),
               static_cast<unsigned long long>(total.reads_served),
-              static_cast<unsigned long long>(total.partitions), list.empty() ? " none" : list.c_str());
+              static_cast<unsigned long long>(total.partitions),
+              static_cast<unsigned long long>(total.conf_changes_proposed),
+              static_cast<unsigned long long>(total.conf_changes_applied),
+              list.empty() ? " none" : list.c_str());
 }
 
 INSTANTIATE_TEST_SUITE_P(Shards, RaftRandomized, ::testing::Range(0, kShards));
@@ -150,13 +168,21 @@ TEST(RaftRandomizedRegression, SeedsThatOnceFailedStayFixed) {
                         {9880, 5000},         {11348, 5000},        {12895, 5000},
                         {14300, 5000},        {17148, 5000},        {17331, 5000},
                         {17801, 5000},        {17948, 5000}};
+  // Each runs as it was found (no membership changes: the trace that found
+  // the bug) and, when the workload has them, with membership changes too.
   for (const Case& c : cases) {
     const RunningSeedNote note(c.seed);
-    SimOptions options;
-    options.seed = c.seed;
-    options.steps = c.steps;
-    const SimResult result = Simulation(options).run();
-    EXPECT_TRUE(result.ok) << "seed " << c.seed << " (" << c.steps << " steps): " << result.failure;
+    for (const bool conf_changes : {false, true}) {
+      if (conf_changes && !conf_changes_enabled()) continue;
+      SimOptions options;
+      options.seed = c.seed;
+      options.steps = c.steps;
+      options.conf_changes = conf_changes;
+      const SimResult result = Simulation(options).run();
+      EXPECT_TRUE(result.ok) << "seed " << c.seed << " (" << c.steps << " steps"
+                             << (conf_changes ? ", membership changes" : "")
+                             << "): " << result.failure;
+    }
   }
 }
 
@@ -180,6 +206,7 @@ TEST(RaftRandomizedReplay, ReplaysOneSeed) {
   SimOptions options;
   options.seed = seed;
   options.steps = steps_per_seed();
+  options.conf_changes = conf_changes_enabled();
   options.echo_trace = env_number("SYNOD_RAFT_TRACE", 0) != 0;
   const SimResult result = Simulation(options).run();
   std::printf("seed %llu: digest %016llx, %llu steps, %llu entries applied, %llu leaders\n",
@@ -209,6 +236,7 @@ TEST(RaftRandomizedReplay, RunsExerciseEveryFault) {
     total.partitions += r.stats.partitions;
     total.transfers_asked += r.stats.transfers_asked;
     total.lease_runs += r.stats.lease_runs;
+    total.conf_changes_applied += r.stats.conf_changes_applied;
   }
   EXPECT_GT(total.leaders, 10u);
   EXPECT_GT(total.entries_applied, 1000u);
@@ -221,6 +249,7 @@ TEST(RaftRandomizedReplay, RunsExerciseEveryFault) {
   EXPECT_GT(total.partitions, 0u);
   EXPECT_GT(total.transfers_asked, 0u);
   EXPECT_GT(total.lease_runs, 0u);
+  if (conf_changes_enabled()) EXPECT_GT(total.conf_changes_applied, 0u);
 }
 
 // ---------------------------------------------------------------------------
