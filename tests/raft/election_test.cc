@@ -91,25 +91,27 @@ TEST(RaftElection, VoterRejectsCandidateWithStaleTerm) {
   }
 }
 
+// §5.4.1 up-to-date comparisons against a voter whose log ends at 3@2
+// (entries 2@2, 3@2): shared by the vote and the pre-vote rule.
+struct UpToDateCase {
+  const char* name;
+  uint64_t last_term;
+  uint64_t last_index;
+  bool want_grant;
+};
+const UpToDateCase kUpToDateCases[] = {
+    {"older last term, longer log", 1, 9, false},
+    {"same last term, shorter log", 2, 2, false},
+    {"same last term, same length", 2, 3, true},
+    {"same last term, longer log", 2, 4, true},
+    {"newer last term, shorter log", 3, 2, true},
+};
+
 // §5.4.1: "If the logs have last entries with different terms, then the log
 // with the later term is more up-to-date. If the logs end with the same term,
 // then whichever log is longer is more up-to-date."
 TEST(RaftElection, VoterRejectsCandidateWithStaleLog) {
-  struct Case {
-    const char* name;
-    uint64_t last_term;
-    uint64_t last_index;
-    bool want_grant;
-  };
-  // The voter's log ends at 3@2 (entries 2@2, 3@2).
-  const std::vector<Case> cases = {
-      {"older last term, longer log", 1, 9, false},
-      {"same last term, shorter log", 2, 2, false},
-      {"same last term, same length", 2, 3, true},
-      {"same last term, longer log", 2, 4, true},
-      {"newer last term, shorter log", 3, 2, true},
-  };
-  for (const Case& c : cases) {
+  for (const UpToDateCase& c : kUpToDateCases) {
     SCOPED_TRACE(c.name);
     Solo s({.hard_state = {term(2), kNone, idx(1)}, .entries = terms_from(2, {2, 2})});
     s.step(vote_request(2, 1, 3, c.last_term, c.last_index));
@@ -527,20 +529,7 @@ TEST(RaftPreVote, PreCandidateCampaignsOnlyAfterPreVoteQuorum) {
 // A pre-vote is granted on the same log comparison as a vote, and changes
 // nothing on the voter (no term, no vote).
 TEST(RaftPreVote, PreVoteGrantedOnlyToUpToDateLog) {
-  struct Case {
-    const char* name;
-    uint64_t last_term;
-    uint64_t last_index;
-    bool want_grant;
-  };
-  const std::vector<Case> cases = {
-      {"older last term, longer log", 1, 9, false},
-      {"same last term, shorter log", 2, 2, false},
-      {"same last term, same length", 2, 3, true},
-      {"same last term, longer log", 2, 4, true},
-      {"newer last term", 3, 2, true},
-  };
-  for (const Case& c : cases) {
+  for (const UpToDateCase& c : kUpToDateCases) {
     SCOPED_TRACE(c.name);
     Solo s({.hard_state = {term(2), kNone, idx(1)}, .entries = terms_from(2, {2, 2})});
     s.step(vote_request(2, 1, 3, c.last_term, c.last_index, /*pre=*/true));
