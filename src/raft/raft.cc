@@ -156,7 +156,6 @@ void Raft::become_leader() {
   if (auto it = tracker_.progress.find(id_); it != tracker_.progress.end()) {
     it->second.become_replicate();
     it->second.recent_active = true;
-    it->second.match = log_.stable_last_index();
   }
   // Any conf change in the uncommitted tail may still be pending; be
   // conservative and refuse another until it is applied.
@@ -323,7 +322,7 @@ void Raft::campaign(CampaignKind kind) {
     request = MessageType::kVote;
     term = term_;
   }
-  if (poll(id_, vote_response_type(request), true) == VoteResult::kWon) {
+  if (poll(id_, true) == VoteResult::kWon) {
     // A single voter wins at once.
     if (kind == CampaignKind::kPreElection) {
       campaign(CampaignKind::kElection);
@@ -345,11 +344,9 @@ void Raft::campaign(CampaignKind kind) {
   }
 }
 
-VoteResult Raft::poll(NodeId from, MessageType type, bool granted) {
+VoteResult Raft::poll(NodeId from, bool granted) {
   tracker_.record_vote(from, granted);
-  size_t granted_count = 0;
-  size_t rejected_count = 0;
-  return tracker_.tally_votes(&granted_count, &rejected_count);
+  return tracker_.vote_result();
 }
 
 void Raft::handle_vote_request(const Message& m) {
@@ -751,7 +748,7 @@ base::Status Raft::step_candidate(const Message& m) {
       break;
   }
   if (m.type == my_response) {
-    switch (poll(m.from, m.type, !m.reject)) {
+    switch (poll(m.from, !m.reject)) {
       case VoteResult::kWon:
         if (role_ == Role::kPreCandidate) {
           campaign(CampaignKind::kElection);
@@ -1077,8 +1074,8 @@ ConfState Raft::switch_to_config(TrackerConfig config, ProgressMap progress) {
   tracker_.progress = std::move(progress);
   const ConfState state = tracker_.config.to_conf_state();
   auto self = tracker_.progress.find(id_);
-  is_learner_ = self != tracker_.progress.end() && self->second.is_learner;
-  if ((self == tracker_.progress.end() || is_learner_) && role_ == Role::kLeader) {
+  const bool voter = self != tracker_.progress.end() && !self->second.is_learner;
+  if (!voter && role_ == Role::kLeader) {
     // Removed or demoted: a leader that is not a voter must not lead.
     if (config_.step_down_on_removal) become_follower(term_, kNone);
     return state;

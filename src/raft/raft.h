@@ -101,7 +101,7 @@ class Raft {
   // Elections.
   void hup(CampaignKind kind);
   void campaign(CampaignKind kind);
-  VoteResult poll(NodeId from, MessageType type, bool granted);
+  VoteResult poll(NodeId from, bool granted);
   bool promotable() const;
   bool past_election_timeout() const;
   bool in_lease() const;
@@ -158,7 +158,6 @@ class Raft {
   ReadOnly read_only_;
   std::vector<Message> pending_read_index_messages_;
 
-  bool is_learner_ = false;
   NodeId lead_transferee_;
   // An uncommitted conf change may be in the log at most once: proposals of
   // another are refused until the applied index passes this one.

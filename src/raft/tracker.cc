@@ -60,22 +60,6 @@ uint64_t ProgressTracker::quorum_lease_stamp(NodeId self, uint64_t self_stamp) c
 
 void ProgressTracker::record_vote(NodeId id, bool granted) { votes_.emplace(id, granted); }
 
-VoteResult ProgressTracker::tally_votes(size_t* granted, size_t* rejected) const {
-  *granted = 0;
-  *rejected = 0;
-  for (const auto& [id, pr] : progress) {
-    if (pr.is_learner) continue;
-    auto it = votes_.find(id);
-    if (it == votes_.end()) continue;
-    if (it->second) {
-      ++*granted;
-    } else {
-      ++*rejected;
-    }
-  }
-  return config.voters.vote_result(votes_);
-}
-
 // ---------------------------------------------------------------------------
 // Changer
 

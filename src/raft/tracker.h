@@ -53,8 +53,8 @@ class ProgressTracker {
 
   void reset_votes() { votes_.clear(); }
   void record_vote(NodeId id, bool granted);
-  // Granted, rejected and the outcome so far.
-  VoteResult tally_votes(size_t* granted, size_t* rejected) const;
+  // The outcome of the election so far.
+  VoteResult vote_result() const { return config.voters.vote_result(votes_); }
 
   size_t max_inflight() const { return max_inflight_; }
   size_t max_inflight_bytes() const { return max_inflight_bytes_; }
