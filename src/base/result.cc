@@ -15,6 +15,8 @@ std::string_view errc_name(Errc code) {
     case Errc::kStepPeerNotFound: return "peer not found";
     case Errc::kCorruption: return "corruption";
     case Errc::kIo: return "i/o error";
+    case Errc::kNoSpace: return "no space left on device";
+    case Errc::kStoreFailed: return "store failed";
   }
   return "unknown error";
 }

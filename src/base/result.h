@@ -30,8 +30,15 @@ enum class Errc {
   kFailedPrecondition,
   // The step was not taken because the peer is unknown or removed.
   kStepPeerNotFound,
+  // Stored bytes failed a checksum or a structural check; nothing was
+  // trusted past them.
   kCorruption,
   kIo,
+  // The disk is full. What was already durable is intact.
+  kNoSpace,
+  // A durable write failed earlier; the store refuses writes until restarted
+  // and recovered (a failed fsync leaves the page cache untrustworthy).
+  kStoreFailed,
 };
 
 std::string_view errc_name(Errc code);

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "base/assert.h"
+#include "base/frame.h"
 
 namespace synod::raft {
 
@@ -585,6 +586,7 @@ void Raft::send_snapshot_chunk(NodeId to, Progress& pr) {
   chunk.offset = offset;
   chunk.total_bytes = total;
   chunk.data = Bytes(snapshot->data.view().substr(offset, length));
+  chunk.checksum = base::checksum64(chunk.data.view());
   chunk.last = offset + length == total;
   Message m;
   m.to = to;
@@ -896,6 +898,10 @@ void Raft::handle_snapshot_chunk(const Message& m) {
     return;
   }
   Incoming& in = *incoming_snapshot_;
+  if (base::checksum64(chunk.data.view()) != chunk.checksum) {
+    ack(in.data.size(), false, false);  // damaged in transit: ask for it again
+    return;
+  }
   if (chunk.offset != in.data.size()) {
     ack(in.data.size(), false, false);  // duplicate or gap: say where we are
     return;

@@ -64,4 +64,45 @@ std::string_view role_name(Role role) {
   return "unknown";
 }
 
+namespace {
+
+void encode_nodes(base::Encoder& encoder, const std::vector<NodeId>& nodes) {
+  encoder.varint(nodes.size());
+  for (NodeId node : nodes) encoder.varint(node.value());
+}
+
+bool decode_nodes(base::Decoder& decoder, std::vector<NodeId>* nodes) {
+  uint64_t count = 0;
+  if (!decoder.varint(&count) || count > kConfStateNodesMax) return false;
+  nodes->clear();
+  for (uint64_t i = 0; i < count; ++i) {
+    uint64_t node = 0;
+    if (!decoder.varint(&node) || node == 0) return false;
+    nodes->push_back(NodeId{node});
+  }
+  return true;
+}
+
+}  // namespace
+
+void encode_conf_state(base::Encoder& encoder, const ConfState& conf) {
+  encode_nodes(encoder, conf.voters);
+  encode_nodes(encoder, conf.learners);
+  encode_nodes(encoder, conf.voters_outgoing);
+  encode_nodes(encoder, conf.learners_next);
+  encoder.byte(conf.auto_leave ? 1 : 0);
+}
+
+bool decode_conf_state(base::Decoder& decoder, ConfState* conf) {
+  uint8_t auto_leave = 0;
+  if (!decode_nodes(decoder, &conf->voters) || !decode_nodes(decoder, &conf->learners) ||
+      !decode_nodes(decoder, &conf->voters_outgoing) ||
+      !decode_nodes(decoder, &conf->learners_next) || !decoder.byte(&auto_leave) ||
+      auto_leave > 1) {
+    return false;
+  }
+  conf->auto_leave = auto_leave == 1;
+  return true;
+}
+
 }  // namespace synod::raft

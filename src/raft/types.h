@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "base/bytes.h"
+#include "base/codec.h"
 #include "base/strong.h"
 
 namespace synod::raft {
@@ -127,6 +128,9 @@ struct SnapshotChunk {
   uint64_t offset = 0;        // where `data` starts in the whole snapshot
   uint64_t total_bytes = 0;   // size of the whole snapshot's data
   Bytes data;
+  // XXH3-64 of `data`, set by the sender; a chunk that fails it is dropped
+  // and re-requested, so a damaged chunk never becomes part of a snapshot.
+  uint64_t checksum = 0;
   bool last = false;
   friend bool operator==(const SnapshotChunk&, const SnapshotChunk&) = default;
 };
@@ -177,5 +181,12 @@ struct SoftState {
   Role role = Role::kFollower;
   friend bool operator==(const SoftState&, const SoftState&) = default;
 };
+
+// ConfState on disk (WAL snapshot markers, state machine snapshots): four
+// counted lists of node ids, then auto_leave as one byte. Decoding refuses
+// lists longer than `kConfStateNodesMax` and node id 0.
+inline constexpr uint64_t kConfStateNodesMax = 1024;
+void encode_conf_state(base::Encoder& encoder, const ConfState& conf);
+[[nodiscard]] bool decode_conf_state(base::Decoder& decoder, ConfState* conf);
 
 }  // namespace synod::raft

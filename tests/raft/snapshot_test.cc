@@ -354,3 +354,40 @@ TEST(RaftSnapshot, FollowerRestartsFromTheInstalledSnapshot) {
 
 }  // namespace
 }  // namespace synod::raft::testing
+
+namespace synod::raft::testing {
+namespace {
+
+TEST(RaftSnapshot, DamagedChunkIsDroppedAndSentAgain) {
+  TestCluster c({1, 2, 3}, small_chunks());
+  const std::string data = snapshot_payload(2000);
+  const Snapshot snap = lag_follower_3_behind_compaction(c, 3, data);
+  c.heal();
+  // The second chunk arrives with one byte changed (its checksum is the
+  // sender's): the follower must not keep it.
+  int damaged = 0;
+  c.set_drop_filter([&](const Message& m) {
+    if (damaged > 0 || m.type != MessageType::kSnap || !m.snapshot || m.snapshot->offset == 0) {
+      return false;
+    }
+    Message bad = m;
+    std::string bytes = bad.snapshot->data.str();
+    bytes[bytes.size() / 2] ^= 0x20;
+    bad.snapshot->data = Bytes(bytes);
+    ++damaged;
+    EXPECT_TRUE(c.node(3).step(bad).ok());
+    return true;  // the original is lost; only the damaged copy arrived
+  });
+  tick_leader_until_caught_up(c, 40);
+  c.set_drop_filter(nullptr);
+  tick_leader_until_caught_up(c, 40);
+  ASSERT_EQ(damaged, 1);
+  EXPECT_EQ(c.raft(3).log().last_index(), c.raft(1).log().last_index());
+  auto stored = c.storage(3).snapshot();
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(stored->meta.index, snap.meta.index);
+  EXPECT_TRUE(stored->data.str() == data) << "a damaged chunk became part of the snapshot";
+}
+
+}  // namespace
+}  // namespace synod::raft::testing

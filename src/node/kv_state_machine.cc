@@ -1,0 +1,478 @@
+#include "node/kv_state_machine.h"
+
+#include <charconv>
+#include <limits>
+#include <map>
+
+#include "base/codec.h"
+#include "base/frame.h"
+
+namespace synod::node {
+
+using base::Decoder;
+using base::Encoder;
+using base::Errc;
+using base::Error;
+using base::Result;
+using base::Status;
+using raft::LogIndex;
+using raft::Term;
+
+namespace {
+
+constexpr uint8_t kCommandFormatVersion = 1;
+constexpr uint8_t kSnapshotFormatVersion = 1;
+// Snapshot frames: header, data blocks, trailer.
+constexpr uint8_t kSnapshotHeader = 1;
+constexpr uint8_t kSnapshotBlock = 2;
+constexpr uint8_t kSnapshotTrailer = 3;
+constexpr size_t kSnapshotBlockBytesTarget = 1u << 20;
+constexpr uint32_t kSnapshotFramePayloadMax =
+    static_cast<uint32_t>(kSnapshotBlockBytesTarget + kMaxKeyBytes + kMaxValueBytes + 64);
+constexpr size_t kReplyErrorBytesMax = 4096;
+
+Error corrupt_command(const std::string& why) {
+  return Error(Errc::kInvalidArgument, "malformed command: " + why);
+}
+
+void append_be64(std::string& out, uint64_t value) {
+  for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>(value >> shift));
+}
+
+// The first key after every key that starts with `prefix`.
+std::string prefix_end(std::string prefix) {
+  while (!prefix.empty()) {
+    auto last = static_cast<uint8_t>(prefix.back());
+    if (last != 0xff) {
+      prefix.back() = static_cast<char>(last + 1);
+      return prefix;
+    }
+    prefix.pop_back();
+  }
+  return prefix;  // every key: an empty end means "to the end"
+}
+
+void encode_reply(Encoder& encoder, const CommandReply& reply) {
+  encoder.byte(static_cast<uint8_t>(reply.kind));
+  encoder.varint(static_cast<uint64_t>(reply.integer));
+  encoder.bytes(reply.error);
+}
+
+bool decode_reply(Decoder& decoder, CommandReply* reply) {
+  uint8_t kind = 0;
+  uint64_t integer = 0;
+  std::string_view error;
+  if (!decoder.byte(&kind) || kind > 2 || !decoder.varint(&integer) ||
+      !decoder.bytes(&error, kReplyErrorBytesMax)) {
+    return false;
+  }
+  reply->kind = static_cast<CommandReply::Kind>(kind);
+  reply->integer = static_cast<int64_t>(integer);
+  reply->error = std::string(error);
+  return true;
+}
+
+CommandReply error_reply(std::string message) {
+  return CommandReply{CommandReply::Kind::kError, 0, std::move(message)};
+}
+CommandReply integer_reply(int64_t value) { return CommandReply{CommandReply::Kind::kInteger, value, {}}; }
+
+bool parse_int64(std::string_view text, int64_t* value) {
+  if (text.empty() || text.size() > 20) return false;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), *value);
+  return error == std::errc() && end == text.data() + text.size();
+}
+
+std::string encode_applied(const AppliedState& state) {
+  std::string out;
+  Encoder encoder(out);
+  encoder.varint(state.index.value());
+  encoder.varint(state.term.value());
+  raft::encode_conf_state(encoder, state.conf_state);
+  return out;
+}
+
+bool decode_applied(std::string_view data, AppliedState* state) {
+  Decoder decoder(data);
+  uint64_t index = 0, term = 0;
+  if (!decoder.varint(&index) || !decoder.varint(&term) ||
+      !raft::decode_conf_state(decoder, &state->conf_state) || !decoder.done()) {
+    return false;
+  }
+  state->index = LogIndex{index};
+  state->term = Term{term};
+  return true;
+}
+
+// Reads through the batch being built, so two commands on one key in one
+// batch see each other.
+class Overlay {
+ public:
+  explicit Overlay(const KvEngine* engine) : engine_(engine) {}
+  Result<std::optional<std::string>> get(const std::string& key) const {
+    auto it = pending_.find(key);
+    if (it != pending_.end()) return it->second;
+    return engine_->get(key);
+  }
+  void put(const std::string& key, std::string value) {
+    batch_.put(key, value);
+    pending_[key] = std::move(value);
+  }
+  void del(const std::string& key) {
+    batch_.del(key);
+    pending_[key] = std::nullopt;
+  }
+  WriteBatch& batch() { return batch_; }
+
+ private:
+  const KvEngine* engine_;
+  WriteBatch batch_;
+  std::map<std::string, std::optional<std::string>> pending_;
+};
+
+}  // namespace
+
+std::string encode_command(const Command& command) {
+  std::string out;
+  Encoder encoder(out);
+  encoder.byte(kCommandFormatVersion);
+  encoder.varint(command.client_id);
+  encoder.varint(command.sequence);
+  encoder.byte(static_cast<uint8_t>(command.op));
+  encoder.bytes(command.key);
+  encoder.bytes(command.value);
+  encoder.bytes(command.expected);
+  encoder.byte(command.expect_absent ? 1 : 0);
+  return out;
+}
+
+Result<Command> decode_command(std::string_view data) {
+  Decoder decoder(data);
+  uint8_t version = 0, op = 0, absent = 0;
+  Command command;
+  std::string_view key, value, expected;
+  if (!decoder.byte(&version)) return corrupt_command("empty");
+  if (version != kCommandFormatVersion) {
+    return corrupt_command("unknown format version " + std::to_string(version));
+  }
+  if (!decoder.varint(&command.client_id) || !decoder.varint(&command.sequence) ||
+      !decoder.byte(&op) || !decoder.bytes(&key, kMaxKeyBytes) ||
+      !decoder.bytes(&value, kMaxValueBytes) || !decoder.bytes(&expected, kMaxValueBytes) ||
+      !decoder.byte(&absent) || !decoder.done()) {
+    return corrupt_command("truncated, over a size cap, or trailing bytes");
+  }
+  if (op < static_cast<uint8_t>(CommandOp::kPut) || op > static_cast<uint8_t>(CommandOp::kAppend)) {
+    return corrupt_command("unknown operation " + std::to_string(op));
+  }
+  if (absent > 1) return corrupt_command("bad flag");
+  command.op = static_cast<CommandOp>(op);
+  command.key = std::string(key);
+  command.value = std::string(value);
+  command.expected = std::string(expected);
+  command.expect_absent = absent == 1;
+  return command;
+}
+
+KvStateMachine::KvStateMachine(raft::GroupId group, KvEngine* engine)
+    : group_(group), engine_(engine) {}
+
+std::string KvStateMachine::prefix(char kind) const {
+  std::string out(1, kind);
+  append_be64(out, group_.value());
+  return out;
+}
+std::string KvStateMachine::data_key(std::string_view key) const {
+  std::string out = prefix('d');
+  out.append(key);
+  return out;
+}
+std::string KvStateMachine::session_key(uint64_t client_id) const {
+  std::string out = prefix('s');
+  append_be64(out, client_id);
+  return out;
+}
+std::string KvStateMachine::meta_key() const { return prefix('m'); }
+
+Status KvStateMachine::load() {
+  Result<std::optional<std::string>> stored = engine_->get(meta_key());
+  if (!stored) return stored.error();
+  applied_ = AppliedState{};
+  if (stored->has_value() && !decode_applied(**stored, &applied_)) {
+    return Error(Errc::kCorruption, "group " + std::to_string(group_.value()) +
+                                        ": the stored applied state does not parse");
+  }
+  return {};
+}
+
+Status KvStateMachine::bootstrap(const AppliedState& state) {
+  if (applied_.index != LogIndex{0}) {
+    return Error(Errc::kFailedPrecondition, "group " + std::to_string(group_.value()) +
+                                                " already applied up to " +
+                                                std::to_string(applied_.index.value()));
+  }
+  WriteBatch batch;
+  batch.put(meta_key(), encode_applied(state));
+  if (Status status = engine_->write(batch, {.sync = true}); !status) return status;
+  applied_ = state;
+  return {};
+}
+
+Result<std::optional<std::string>> KvStateMachine::get(std::string_view key) const {
+  return engine_->get(data_key(key));
+}
+
+Result<std::vector<AppliedEntry>> KvStateMachine::apply(const std::vector<raft::Entry>& entries,
+                                                        const raft::ConfState* conf_state,
+                                                        WriteOptions options) {
+  std::vector<AppliedEntry> out;
+  out.reserve(entries.size());
+  Overlay overlay(engine_);
+  AppliedState next = applied_;
+  for (const raft::Entry& entry : entries) {
+    AppliedEntry applied{entry.index, std::nullopt, false};
+    if (entry.index <= applied_.index) {
+      out.push_back(std::move(applied));  // applied before a restart
+      continue;
+    }
+    SYNOD_ASSERT(entry.index == next.index + 1,
+                 "committed entries applied out of order or with a gap");
+    next.index = entry.index;
+    next.term = entry.term;
+    if (entry.type != raft::EntryType::kNormal || entry.data.empty()) {
+      out.push_back(std::move(applied));
+      continue;
+    }
+    Result<Command> decoded = decode_command(entry.data.view());
+    if (!decoded) {
+      // Every replica decodes the same bytes the same way: answering with an
+      // error keeps them identical.
+      applied.reply = error_reply("ERR " + decoded.error().message());
+      out.push_back(std::move(applied));
+      continue;
+    }
+    const Command& command = *decoded;
+    const std::string session = session_key(command.client_id);
+    if (command.client_id != 0) {
+      Result<std::optional<std::string>> stored = overlay.get(session);
+      if (!stored) return stored.error();
+      if (stored->has_value()) {
+        Decoder decoder(**stored);
+        uint64_t last_sequence = 0;
+        CommandReply last_reply;
+        if (!decoder.varint(&last_sequence) || !decode_reply(decoder, &last_reply)) {
+          return Error(Errc::kCorruption, "dedupe record of client " +
+                                              std::to_string(command.client_id) + " does not parse");
+        }
+        if (command.sequence == last_sequence) {
+          applied.reply = last_reply;
+          applied.deduplicated = true;
+          out.push_back(std::move(applied));
+          continue;
+        }
+        if (command.sequence < last_sequence) {
+          applied.reply = error_reply("ERR request " + std::to_string(command.sequence) +
+                                      " of client " + std::to_string(command.client_id) +
+                                      " is older than its last one (" +
+                                      std::to_string(last_sequence) + "); not applied");
+          applied.deduplicated = true;
+          out.push_back(std::move(applied));
+          continue;
+        }
+      }
+    }
+    const std::string key = data_key(command.key);
+    Result<std::optional<std::string>> current = overlay.get(key);
+    if (!current) return current.error();
+    CommandReply reply;
+    switch (command.op) {
+      case CommandOp::kPut: overlay.put(key, command.value); break;
+      case CommandOp::kDelete:
+        reply = integer_reply(current->has_value() ? 1 : 0);
+        if (current->has_value()) overlay.del(key);
+        break;
+      case CommandOp::kCas: {
+        const bool matches = command.expect_absent ? !current->has_value()
+                                                   : (current->has_value() && **current == command.expected);
+        if (matches) overlay.put(key, command.value);
+        reply = integer_reply(matches ? 1 : 0);
+        break;
+      }
+      case CommandOp::kIncrBy: {
+        int64_t value = 0, delta = 0;
+        if (current->has_value() && !parse_int64(**current, &value)) {
+          reply = error_reply("ERR value is not an integer or out of range");
+          break;
+        }
+        if (!parse_int64(command.value, &delta)) {
+          reply = error_reply("ERR value is not an integer or out of range");
+          break;
+        }
+        if ((delta > 0 && value > std::numeric_limits<int64_t>::max() - delta) ||
+            (delta < 0 && value < std::numeric_limits<int64_t>::min() - delta)) {
+          reply = error_reply("ERR increment or decrement would overflow");
+          break;
+        }
+        overlay.put(key, std::to_string(value + delta));
+        reply = integer_reply(value + delta);
+        break;
+      }
+      case CommandOp::kAppend: {
+        std::string value = current->value_or("");
+        if (value.size() + command.value.size() > kMaxValueBytes) {
+          reply = error_reply("ERR string exceeds maximum allowed size");
+          break;
+        }
+        value += command.value;
+        reply = integer_reply(static_cast<int64_t>(value.size()));
+        overlay.put(key, std::move(value));
+        break;
+      }
+    }
+    if (command.client_id != 0) {
+      std::string record;
+      Encoder encoder(record);
+      encoder.varint(command.sequence);
+      encode_reply(encoder, reply);
+      overlay.put(session, std::move(record));
+    }
+    applied.reply = std::move(reply);
+    out.push_back(std::move(applied));
+  }
+  if (next.index == applied_.index) return out;  // nothing new
+  if (conf_state != nullptr) next.conf_state = *conf_state;
+  overlay.batch().put(meta_key(), encode_applied(next));
+  if (Status status = engine_->write(overlay.batch(), options); !status) return status.error();
+  applied_ = std::move(next);
+  return out;
+}
+
+Result<raft::Snapshot> KvStateMachine::snapshot() const {
+  std::unique_ptr<KvSnapshot> view = engine_->snapshot();
+  Result<std::optional<std::string>> stored = view->get(meta_key());
+  if (!stored) return stored.error();
+  AppliedState state;
+  if (stored->has_value() && !decode_applied(**stored, &state)) {
+    return Error(Errc::kCorruption, "the stored applied state does not parse");
+  }
+  std::string data;
+  std::string payload;
+  Encoder header(payload);
+  header.byte(kSnapshotFormatVersion);
+  header.varint(group_.value());
+  header.raw(encode_applied(state));
+  base::append_frame(data, kSnapshotHeader, payload);
+
+  uint64_t items = 0, blocks = 0;
+  payload.clear();
+  std::unique_ptr<KvIterator> it = view->iterate();
+  for (char kind : {'d', 's'}) {
+    const std::string begin = prefix(kind);
+    const std::string end = prefix_end(begin);
+    for (it->seek(begin); it->valid() && it->key() < end; it->next()) {
+      Encoder block(payload);
+      block.byte(static_cast<uint8_t>(kind));
+      block.bytes(it->key().substr(begin.size()));
+      block.bytes(it->value());
+      ++items;
+      if (payload.size() >= kSnapshotBlockBytesTarget) {
+        base::append_frame(data, kSnapshotBlock, payload);
+        payload.clear();
+        ++blocks;
+      }
+    }
+    if (Status status = it->status(); !status) return status.error();
+  }
+  if (!payload.empty()) {
+    base::append_frame(data, kSnapshotBlock, payload);
+    ++blocks;
+  }
+  payload.clear();
+  Encoder trailer(payload);
+  trailer.varint(items);
+  trailer.varint(blocks);
+  base::append_frame(data, kSnapshotTrailer, payload);
+
+  raft::Snapshot snapshot;
+  snapshot.meta.index = state.index;
+  snapshot.meta.term = state.term;
+  snapshot.meta.conf_state = state.conf_state;
+  snapshot.data = base::Bytes(std::move(data));
+  return snapshot;
+}
+
+Status KvStateMachine::install(const raft::Snapshot& snapshot, WriteOptions options) {
+  auto corrupt = [](const std::string& why) {
+    return Error(Errc::kCorruption, "snapshot refused, nothing installed: " + why);
+  };
+  std::string_view data = snapshot.data.view();
+  WriteBatch batch;
+  for (char kind : {'d', 's'}) {
+    const std::string begin = prefix(kind);
+    batch.delete_range(begin, prefix_end(begin));
+  }
+  AppliedState state;
+  bool header_seen = false, trailer_seen = false;
+  uint64_t items = 0, blocks = 0;
+  while (!data.empty()) {
+    const base::Frame frame = base::read_frame(data, kSnapshotFramePayloadMax);
+    if (frame.status != base::FrameStatus::kOk) {
+      return corrupt(base::describe_frame_problem(frame, kSnapshotFramePayloadMax) + " at byte " +
+                     std::to_string(snapshot.data.size() - data.size()));
+    }
+    data.remove_prefix(frame.frame_bytes);
+    Decoder decoder(frame.payload);
+    if (!header_seen) {
+      uint8_t version = 0;
+      uint64_t group = 0;
+      if (frame.type != kSnapshotHeader || !decoder.byte(&version) ||
+          version != kSnapshotFormatVersion || !decoder.varint(&group)) {
+        return corrupt("no header of a format this build reads");
+      }
+      if (group != group_.value()) {
+        return corrupt("it is group " + std::to_string(group) + "'s, not group " +
+                       std::to_string(group_.value()) + "'s");
+      }
+      if (!decode_applied(frame.payload.substr(decoder.position()), &state)) {
+        return corrupt("the applied state in its header does not parse");
+      }
+      if (state.index != snapshot.meta.index || state.term != snapshot.meta.term) {
+        return corrupt("its header says index " + std::to_string(state.index.value()) +
+                       ", Raft says " + std::to_string(snapshot.meta.index.value()));
+      }
+      header_seen = true;
+      continue;
+    }
+    if (trailer_seen) return corrupt("bytes after the trailer");
+    if (frame.type == kSnapshotTrailer) {
+      uint64_t want_items = 0, want_blocks = 0;
+      if (!decoder.varint(&want_items) || !decoder.varint(&want_blocks) || !decoder.done() ||
+          want_items != items || want_blocks != blocks) {
+        return corrupt("the trailer's counts disagree with the blocks received");
+      }
+      trailer_seen = true;
+      continue;
+    }
+    if (frame.type != kSnapshotBlock) return corrupt("a frame of unknown type");
+    ++blocks;
+    while (!decoder.done()) {
+      uint8_t kind = 0;
+      std::string_view key, value;
+      if (!decoder.byte(&kind) || (kind != 'd' && kind != 's') ||
+          !decoder.bytes(&key, kMaxKeyBytes) || !decoder.bytes(&value, kMaxValueBytes)) {
+        return corrupt("a block that does not parse");
+      }
+      std::string full = prefix(static_cast<char>(kind));
+      full.append(key);
+      batch.put(full, value);
+      ++items;
+    }
+  }
+  if (!header_seen || !trailer_seen) return corrupt("it is incomplete (no header or no trailer)");
+  state.conf_state = snapshot.meta.conf_state;
+  batch.put(meta_key(), encode_applied(state));
+  if (Status status = engine_->write(batch, options); !status) return status;
+  applied_ = std::move(state);
+  return {};
+}
+
+}  // namespace synod::node

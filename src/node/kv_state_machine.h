@@ -1,0 +1,117 @@
+// The replicated key-value state machine of one Raft group, on a KvEngine.
+//
+// It applies committed log entries (encoded `Command`s) to the engine. Its
+// guarantees across restarts:
+//   - exactly once: the applied index, the data an entry changes and the
+//     client's dedupe record are written in one atomic engine batch, so after
+//     a crash the engine holds either all of an entry's effects or none, and
+//     `apply` skips entries at or below the applied index it finds there;
+//   - retries are deduplicated: a command carrying (client id, sequence)
+//     that was already applied returns the stored reply and changes nothing
+//     (one outstanding request per client, as in the Raft thesis §6.3);
+//   - a snapshot is a consistent copy of this group's keys, sessions and
+//     applied position, in checksummed blocks; installing one verifies every
+//     block first and then replaces the group's state in one batch, so a
+//     damaged or half-received snapshot never becomes visible.
+//
+// Engine layout, per group g (8-byte big-endian so groups sort apart):
+//   'd' g key        → value          user data
+//   's' g client_id  → sequence|reply dedupe table
+//   'm' g            → applied index, applied term, conf state
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "node/kv_engine.h"
+#include "raft/types.h"
+
+namespace synod::node {
+
+enum class CommandOp : uint8_t {
+  kPut = 1,     // value
+  kDelete = 2,  //
+  kCas = 3,     // expected (absent when `expect_absent`), value
+  kIncrBy = 4,  // value = decimal delta
+  kAppend = 5,  // value
+};
+
+struct Command {
+  uint64_t client_id = 0;  // 0: no dedupe
+  uint64_t sequence = 0;
+  CommandOp op = CommandOp::kPut;
+  std::string key;
+  std::string value;
+  std::string expected;
+  bool expect_absent = false;
+};
+
+std::string encode_command(const Command& command);
+base::Result<Command> decode_command(std::string_view data);
+
+// What applying one command produced.
+struct CommandReply {
+  enum class Kind : uint8_t { kOk = 0, kInteger = 1, kError = 2 };
+  Kind kind = Kind::kOk;
+  int64_t integer = 0;    // kInteger: INCRBY's new value, CAS's 1/0, DEL's count, APPEND's length
+  std::string error;      // kError: a message for the client
+  friend bool operator==(const CommandReply&, const CommandReply&) = default;
+};
+
+struct AppliedEntry {
+  raft::LogIndex index;
+  // Absent for entries that carry no command (empty or conf change) and for
+  // entries skipped because they were applied before a restart.
+  std::optional<CommandReply> reply;
+  bool deduplicated = false;  // a retry answered from the dedupe table
+};
+
+struct AppliedState {
+  raft::LogIndex index;
+  raft::Term term;
+  raft::ConfState conf_state;
+  friend bool operator==(const AppliedState&, const AppliedState&) = default;
+};
+
+class KvStateMachine {
+ public:
+  KvStateMachine(raft::GroupId group, KvEngine* engine);
+
+  // Reads the applied state back from the engine (zero if none).
+  base::Status load();
+  // A new replica of a group created by bootstrap (the configuration arrives
+  // as a snapshot at `state.index`): records that position, durably. Refused
+  // unless nothing was ever applied.
+  base::Status bootstrap(const AppliedState& state);
+  const AppliedState& applied() const { return applied_; }
+
+  // Applies committed entries in one atomic engine batch. Entries at or
+  // below the applied index are skipped. `conf_state`, when given, is the
+  // configuration after the last of them (the host learns it from Raft).
+  base::Result<std::vector<AppliedEntry>> apply(const std::vector<raft::Entry>& entries,
+                                                const raft::ConfState* conf_state,
+                                                WriteOptions options = {});
+
+  // Reads a key of this group (for linearizable reads once applied).
+  base::Result<std::optional<std::string>> get(std::string_view key) const;
+
+  // A snapshot of this group's state at the applied index.
+  base::Result<raft::Snapshot> snapshot() const;
+  // Replaces this group's state with `snapshot`; refuses a damaged one with
+  // kCorruption before changing anything.
+  base::Status install(const raft::Snapshot& snapshot, WriteOptions options = {});
+
+ private:
+  std::string data_key(std::string_view key) const;
+  std::string session_key(uint64_t client_id) const;
+  std::string meta_key() const;
+  std::string prefix(char kind) const;
+
+  raft::GroupId group_;
+  KvEngine* engine_;
+  AppliedState applied_;
+};
+
+}  // namespace synod::node

@@ -1,0 +1,248 @@
+#include "storage/group_log.h"
+
+#include <string>
+
+namespace synod::storage {
+
+using base::Errc;
+using base::Error;
+using base::Result;
+using base::Status;
+using raft::Entry;
+using raft::LogIndex;
+using raft::Term;
+
+namespace {
+
+std::string str(LogIndex index) { return std::to_string(index.value()); }
+
+}  // namespace
+
+GroupLog::GroupLog(raft::GroupId group, const Wal* wal, GroupLogOptions options)
+    : group_(group), wal_(wal), options_(options), slots_first_(LogIndex{1}) {}
+
+Status GroupLog::apply(const WalRecord& record, RecordLocation location) {
+  SYNOD_ASSERT(record.group == group_, "a record of another group");
+  switch (record.type) {
+    case RecordType::kSegmentHeader: return {};
+    case RecordType::kEntries: return apply_entries(record.entries, location);
+    case RecordType::kHardState: hard_state_ = record.hard_state; return {};
+    case RecordType::kSnapshot: return apply_snapshot(record.snapshot, record.snapshot_mode);
+  }
+  return {};
+}
+
+Status GroupLog::apply_entries(const std::vector<Entry>& entries, RecordLocation location) {
+  size_t skip = 0;
+  while (skip < entries.size() && entries[skip].index <= snapshot_.index) ++skip;
+  if (skip == entries.size()) return {};
+  const LogIndex start = entries[skip].index;
+  if (start > last_index() + 1) {
+    // Entries before `start` were in a deleted segment; the marker that
+    // compacted them comes later in the WAL (check_recovered insists).
+    slots_.clear();
+    cache_.clear();
+    cache_bytes_ = 0;
+    slots_first_ = start;
+  } else {
+    drop_from(start);
+  }
+  for (size_t i = skip; i < entries.size(); ++i) {
+    SYNOD_ASSERT(entries[i].index == start + (i - skip), "entries of a record are consecutive");
+    slots_.push_back({entries[i].term, location});
+    if (!cache_.empty() && cache_.back().index + 1 != entries[i].index) {
+      cache_.clear();
+      cache_bytes_ = 0;
+    }
+    cache_.push_back(entries[i]);
+    cache_bytes_ += entries[i].size_bytes();
+  }
+  evict();
+  return {};
+}
+
+Status GroupLog::apply_snapshot(const raft::SnapshotMeta& meta, SnapshotMode mode) {
+  if (mode == SnapshotMode::kInstall) {
+    snapshot_ = meta;
+    slots_.clear();
+    cache_.clear();
+    cache_bytes_ = 0;
+    slots_first_ = meta.index + 1;
+    return {};
+  }
+  if (meta.index <= snapshot_.index) return {};  // a checkpoint repeating an older marker
+  if (meta.index >= slots_first_ && meta.index <= last_index() &&
+      slot(meta.index).term != meta.term) {
+    return Error(Errc::kCorruption, "group " + std::to_string(group_.value()) +
+                                        ": compaction marker at " + str(meta.index) + " term " +
+                                        std::to_string(meta.term.value()) +
+                                        " disagrees with the log's term there");
+  }
+  drop_through(meta.index);
+  snapshot_ = meta;
+  if (slots_.empty()) slots_first_ = std::max(slots_first_, meta.index + 1);
+  return {};
+}
+
+void GroupLog::drop_from(LogIndex index) {
+  while (!slots_.empty() && slots_first_ + (slots_.size() - 1) >= index) slots_.pop_back();
+  while (!cache_.empty() && cache_.back().index >= index) {
+    cache_bytes_ -= cache_.back().size_bytes();
+    cache_.pop_back();
+  }
+}
+
+void GroupLog::drop_through(LogIndex index) {
+  while (!slots_.empty() && slots_first_ <= index) {
+    slots_.pop_front();
+    ++slots_first_;
+  }
+  while (!cache_.empty() && cache_.front().index <= index) {
+    cache_bytes_ -= cache_.front().size_bytes();
+    cache_.pop_front();
+  }
+}
+
+void GroupLog::evict() {
+  while (cache_.size() > 1 && cache_bytes_ > options_.cache_bytes_max) {
+    cache_bytes_ -= cache_.front().size_bytes();
+    cache_.pop_front();
+  }
+}
+
+const GroupLog::Slot& GroupLog::slot(LogIndex index) const {
+  SYNOD_ASSERT(index >= slots_first_, "slot below the log");
+  SYNOD_ASSERT(index - slots_first_ < slots_.size(), "slot past the log");
+  return slots_[index - slots_first_];
+}
+
+Status GroupLog::check_recovered() const {
+  if (slots_first_ != snapshot_.index + 1) {
+    return Error(Errc::kCorruption,
+                 "group " + std::to_string(group_.value()) + ": the WAL holds entries from " +
+                     str(slots_first_) + " but the snapshot marker covers only up to " +
+                     str(snapshot_.index) + "; a segment with the entries between is missing");
+  }
+  return {};
+}
+
+Result<raft::InitialState> GroupLog::initial_state() const {
+  return raft::InitialState{hard_state_, snapshot_.conf_state};
+}
+
+LogIndex GroupLog::first_index() const { return snapshot_.index + 1; }
+
+LogIndex GroupLog::last_index() const {
+  if (slots_.empty()) return slots_first_ - 1;
+  return slots_first_ + (slots_.size() - 1);
+}
+
+Result<Term> GroupLog::term(LogIndex index) const {
+  if (index == snapshot_.index) return snapshot_.term;
+  if (index < snapshot_.index) return Error(Errc::kCompacted);
+  if (index > last_index()) return Error(Errc::kUnavailable);
+  if (index < slots_first_) return Error(Errc::kCompacted);
+  return slot(index).term;
+}
+
+Result<std::vector<Entry>> GroupLog::entries(LogIndex low, LogIndex high, uint64_t max_bytes) const {
+  if (low <= snapshot_.index || low < slots_first_) return Error(Errc::kCompacted);
+  if (high > last_index() + 1) {
+    return Error(Errc::kUnavailable,
+                 "entries up to " + str(high - 1) + " requested, last is " + str(last_index()));
+  }
+  std::vector<Entry> out;
+  uint64_t bytes = 0;
+  const LogIndex cached_from = cache_.empty() ? last_index() + 1 : cache_.front().index;
+  // The record last read from disk: consecutive entries usually share one.
+  std::optional<WalRecord> record;
+  RecordLocation record_location;
+  for (LogIndex index = low; index < high; ++index) {
+    const Entry* entry = nullptr;
+    if (index >= cached_from) {
+      entry = &cache_[index - cached_from];
+    } else {
+      const Slot& where = slot(index);
+      if (!record || !(record_location == where.location)) {
+        Result<WalRecord> read = wal_->read(where.location);
+        if (!read) return read.error();
+        ++records_read_;
+        record = std::move(*read);
+        record_location = where.location;
+        if (record->type != RecordType::kEntries || record->group != group_) {
+          return Error(Errc::kCorruption, "WAL record at segment " +
+                                              std::to_string(where.location.segment) + " offset " +
+                                              std::to_string(where.location.offset) +
+                                              " is not this group's entries");
+        }
+      }
+      const LogIndex first = record->entries.front().index;
+      if (index < first || index - first >= record->entries.size()) {
+        return Error(Errc::kCorruption, "WAL record does not hold entry " + str(index));
+      }
+      entry = &record->entries[index - first];
+      SYNOD_ASSERT(entry->term == where.term, "entry read back with another term");
+    }
+    bytes += entry->size_bytes();
+    if (!out.empty() && bytes > max_bytes) break;
+    out.push_back(*entry);
+  }
+  return out;
+}
+
+Result<raft::Snapshot> GroupLog::snapshot() const {
+  if (snapshot_source_) return snapshot_source_();
+  return raft::Snapshot{snapshot_, base::Bytes()};
+}
+
+}  // namespace synod::storage
+
+namespace synod::storage {
+
+Result<std::unique_ptr<DurableLog>> DurableLog::open(FileSystem& files, WalOptions options,
+                                                     GroupLogOptions group_options) {
+  std::unique_ptr<DurableLog> log(new DurableLog());
+  log->group_options_ = group_options;
+  DurableLog* self = log.get();
+  Result<std::unique_ptr<Wal>> wal =
+      Wal::open(files, std::move(options), [self](const WalRecord& record, RecordLocation where) {
+        return self->group(record.group).apply(record, where);
+      });
+  if (!wal) return wal.error();
+  log->wal_ = std::move(*wal);
+  // The logs were built before the Wal existed; point them at it now.
+  for (auto& [id, group] : log->groups_) group->attach(log->wal_.get());
+  for (auto& [id, group] : log->groups_) {
+    if (Status status = group->check_recovered(); !status) return status.error();
+  }
+  return log;
+}
+
+GroupLog& DurableLog::group(raft::GroupId group) {
+  auto it = groups_.find(group);
+  if (it == groups_.end()) {
+    it = groups_.emplace(group, std::make_unique<GroupLog>(group, wal_.get(), group_options_)).first;
+  }
+  return *it->second;
+}
+
+Status DurableLog::apply(const WalBatch& batch, const WalWriteResult& result) {
+  if (!result.status) return result.status;
+  SYNOD_ASSERT(result.locations.size() == batch.records().size(), "one location per record");
+  for (size_t i = 0; i < batch.records().size(); ++i) {
+    const WalRecord& record = batch.records()[i];
+    if (Status status = group(record.group).apply(record, result.locations[i]); !status) return status;
+  }
+  return {};
+}
+
+Status DurableLog::write(const WalBatch& batch) {
+  // The records as the WAL will write them, so locations line up.
+  WalBatch fitted = batch;
+  fitted.fit_records(wal_->record_bytes_max());
+  WalBatch copy = fitted;
+  WalWriteResult result = wal_->write(std::move(copy));
+  return apply(fitted, result);
+}
+
+}  // namespace synod::storage

@@ -1,0 +1,119 @@
+// One Raft group's durable log, as the Raft core reads it (raft::Storage),
+// kept from the node's shared write-ahead log.
+//
+// The host feeds it every record of its group in WAL order: first during
+// recovery (from the Wal::open visitor), then after each WAL write is durable
+// (`apply`). So the core only ever reads what is on disk, as with
+// MemoryStorage in etcd/raft's contract.
+//
+// Memory is bounded: the newest entries stay cached up to `cache_bytes_max`;
+// older ones are read back from their WAL record when the core asks (a
+// lagging follower being caught up). Per entry it always keeps its term and
+// the location of its record, 24 bytes.
+//
+// Snapshot data is not in the WAL, only markers are: the state machine makes
+// a snapshot on demand through `set_snapshot_source`.
+#pragma once
+
+#include <deque>
+#include <functional>
+#include <optional>
+
+#include "raft/storage.h"
+#include "storage/wal.h"
+
+namespace synod::storage {
+
+struct GroupLogOptions {
+  uint64_t cache_bytes_max = 8u << 20;
+};
+
+class GroupLog final : public raft::Storage {
+ public:
+  using SnapshotSource = std::function<base::Result<raft::Snapshot>()>;
+
+  GroupLog(raft::GroupId group, const Wal* wal, GroupLogOptions options = {});
+
+  // Takes one durable record of this group, in WAL order.
+  base::Status apply(const WalRecord& record, RecordLocation location);
+  // After recovery: kCorruption if entries are missing below the first one
+  // recovered that no snapshot covers (a lost segment).
+  base::Status check_recovered() const;
+  void set_snapshot_source(SnapshotSource source) { snapshot_source_ = std::move(source); }
+  // Which WAL to read evicted entries from (set after recovery builds us).
+  void attach(const Wal* wal) { wal_ = wal; }
+
+  base::Result<raft::InitialState> initial_state() const override;
+  base::Result<std::vector<raft::Entry>> entries(raft::LogIndex low, raft::LogIndex high,
+                                                 uint64_t max_bytes) const override;
+  base::Result<raft::Term> term(raft::LogIndex index) const override;
+  raft::LogIndex first_index() const override;
+  raft::LogIndex last_index() const override;
+  base::Result<raft::Snapshot> snapshot() const override;
+
+  raft::GroupId group() const { return group_; }
+  const raft::HardState& hard_state() const { return hard_state_; }
+  const raft::SnapshotMeta& snapshot_meta() const { return snapshot_; }
+  size_t cached_entries() const { return cache_.size(); }
+  uint64_t cached_bytes() const { return cache_bytes_; }
+  // How many WAL records were read back from disk to serve `entries`.
+  uint64_t records_read() const { return records_read_; }
+
+ private:
+  struct Slot {
+    raft::Term term;
+    RecordLocation location;
+  };
+
+  base::Status apply_entries(const std::vector<raft::Entry>& entries, RecordLocation location);
+  base::Status apply_snapshot(const raft::SnapshotMeta& meta, SnapshotMode mode);
+  void drop_from(raft::LogIndex index);  // drops slots and cache at and after `index`
+  void drop_through(raft::LogIndex index);  // drops slots and cache up to `index`
+  void evict();
+  const Slot& slot(raft::LogIndex index) const;
+
+  raft::GroupId group_;
+  const Wal* wal_;
+  GroupLogOptions options_;
+  raft::HardState hard_state_;
+  raft::SnapshotMeta snapshot_;  // entries up to snapshot_.index are gone
+  // slots_[k] is entry slots_first_ + k. slots_first_ == snapshot_.index + 1
+  // except while recovery has seen entries whose predecessors were in a
+  // deleted segment and the snapshot marker that covers them is still ahead.
+  std::deque<Slot> slots_;
+  raft::LogIndex slots_first_;
+  std::deque<raft::Entry> cache_;  // a suffix of the log
+  uint64_t cache_bytes_ = 0;
+  SnapshotSource snapshot_source_;
+  mutable uint64_t records_read_ = 0;
+};
+
+}  // namespace synod::storage
+
+namespace synod::storage {
+
+// A node's WAL with the GroupLog of each of its groups: recovery feeds every
+// group, and `apply` feeds the records of each durable write.
+class DurableLog {
+ public:
+  static base::Result<std::unique_ptr<DurableLog>> open(FileSystem& files, WalOptions options,
+                                                        GroupLogOptions group_options = {});
+
+  Wal& wal() { return *wal_; }
+  // The group's log, empty if the WAL has never seen it.
+  GroupLog& group(raft::GroupId group);
+  bool has_group(raft::GroupId group) const { return groups_.count(group) > 0; }
+  // Feeds each record of `batch` to its group, once `result` says it is durable.
+  base::Status apply(const WalBatch& batch, const WalWriteResult& result);
+  // Writes `batch` (waiting for it) and feeds it to the groups.
+  base::Status write(const WalBatch& batch);
+
+ private:
+  DurableLog() = default;
+
+  GroupLogOptions group_options_;
+  std::unique_ptr<Wal> wal_;
+  std::map<raft::GroupId, std::unique_ptr<GroupLog>> groups_;
+};
+
+}  // namespace synod::storage
