@@ -31,12 +31,6 @@
 //
 // Knobs: SYNOD_KV_CRASH_ITERATIONS (default 25), SYNOD_KV_CRASH_SEED
 // (default 1; the kill delays and the child's batch sizes follow from it).
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -44,9 +38,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
@@ -56,10 +48,11 @@
 #include <vector>
 
 #include "base/assert.h"
-#include "base/rng.h"
+#include "kv/kv_crash_model.h"
 #include "node/kv_state_machine.h"
 #include "storage/mem_kv_engine.h"
 #include "storage/rocks_kv_engine.h"
+#include "support/crash_loop.h"
 
 #ifndef SYNOD_KV_CRASH_CHILD
 #error "SYNOD_KV_CRASH_CHILD must name the kv_crash_child binary (tests/CMakeLists.txt)"
@@ -69,267 +62,26 @@ namespace synod::node {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using kv_crash::chain_answer;
+using kv_crash::crash_stream_entry;
+using kv_crash::kGroup;
+using kv_crash::stream_conf_state;
+using kv_crash::stream_term;
 using raft::Entry;
-using raft::GroupId;
 using raft::LogIndex;
-using raft::Term;
 using storage::MemKvEngine;
 using storage::RocksKvEngine;
 using storage::RocksKvOptions;
+using test_support::join_lines;
 
-constexpr GroupId kGroup{1};
 constexpr uint64_t kBatchEntriesMax = 20;
 constexpr uint64_t kSyncOneIn = 10;
 constexpr uint64_t kRedeliverMax = 30;
 // Small memtables, so runs flush to SST files and recovery meets both.
 constexpr size_t kWriteBufferBytes = 256u << 10;
-// How long a killed child may take to close its end of the pipe.
-constexpr int kChildExitWaitMs = 10'000;
 // The model applies the stream in batches of this many entries (the child's
 // batches are 1..20: the result must not depend on the batching).
 constexpr uint64_t kModelBatchEntries = 64;
-
-// ---- The command stream. Must stay identical to the copy in kv_crash_child.cc.
-
-constexpr uint64_t kClients = 5;
-constexpr int kRetryChainStepsMax = 32;
-
-enum class SlotKind { kEmpty, kFresh, kClientless, kRetry, kStaleRetry };
-
-uint64_t stream_mix(uint64_t index, uint64_t salt) {
-  uint64_t z = index * 0x9e3779b97f4a7c15ULL ^ salt * 0xd6e8feb86659fd93ULL;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-// What entry `index` carries: nothing (4%), a new command of client
-// 1 + index % 5 (sequence = index) or of no client (15%), the retry of that
-// client's previous command (10%), or a retry of an older one (3%).
-SlotKind slot_kind(uint64_t index) {
-  const uint64_t roll = stream_mix(index, 1) % 100;
-  if (roll < 4) return SlotKind::kEmpty;
-  if (roll < 14) return SlotKind::kRetry;
-  if (roll < 17) return SlotKind::kStaleRetry;
-  if (roll < 32) return SlotKind::kClientless;
-  return SlotKind::kFresh;
-}
-
-// The index whose new command entry `index` carries (itself unless it is a
-// retry), or 0 for an empty entry. A retry repeats the command of the
-// client's previous slot (index - 5), which is that client's latest request
-// unless that slot held no request of the client; then the retry is a new
-// command instead. A stale retry repeats the slot before that (index - 10),
-// whose sequence is below the client's latest.
-uint64_t command_origin(uint64_t index) {
-  const SlotKind kind = slot_kind(index);
-  if (kind == SlotKind::kEmpty) return 0;
-  if (kind == SlotKind::kStaleRetry) {
-    return (index > 2 * kClients && slot_kind(index - 2 * kClients) == SlotKind::kFresh)
-               ? index - 2 * kClients
-               : index;
-  }
-  uint64_t at = index;
-  for (int step = 0; step < kRetryChainStepsMax && slot_kind(at) == SlotKind::kRetry; ++step) {
-    if (at <= kClients) return index;
-    const SlotKind before = slot_kind(at - kClients);
-    if (before == SlotKind::kFresh) return at - kClients;
-    if (before != SlotKind::kRetry) return index;
-    at -= kClients;
-  }
-  return index;
-}
-
-// The new command first issued at `origin`. Three key families keep the
-// operations meaningful: counters (INCRBY), registers (PUT/CAS), logs
-// (APPEND, where applying twice or skipping shows for good).
-Command fresh_command(uint64_t origin) {
-  Command command;
-  if (slot_kind(origin) != SlotKind::kClientless) {
-    command.client_id = 1 + origin % kClients;
-    command.sequence = origin;
-  }
-  const uint64_t key_roll = stream_mix(origin, 2) % 50;
-  const uint64_t op_roll = stream_mix(origin, 3) % 100;
-  const uint64_t value_roll = stream_mix(origin, 4);
-  char key[16];
-  if (key_roll < 15) {
-    std::snprintf(key, sizeof key, "ctr/%02llu", static_cast<unsigned long long>(key_roll));
-    if (op_roll < 70) {
-      command.op = CommandOp::kIncrBy;
-      command.value = std::to_string(static_cast<int64_t>(value_roll % 41) - 20);
-    } else if (op_roll < 80) {
-      command.op = CommandOp::kDelete;
-    } else if (op_roll < 90) {
-      command.op = CommandOp::kCas;
-      command.expect_absent = true;
-      command.value = "100";
-    } else {
-      command.op = CommandOp::kCas;
-      command.expected = std::to_string(value_roll % 8);
-      command.value = "1000";
-    }
-  } else if (key_roll < 30) {
-    std::snprintf(key, sizeof key, "reg/%02llu", static_cast<unsigned long long>(key_roll - 15));
-    if (op_roll < 45) {
-      command.op = CommandOp::kPut;
-      command.value = "v" + std::to_string(value_roll % 4);
-    } else if (op_roll < 75) {
-      command.op = CommandOp::kCas;
-      command.expected = "v" + std::to_string(value_roll % 4);
-      command.value = "v" + std::to_string((value_roll >> 8) % 4);
-    } else if (op_roll < 82) {
-      command.op = CommandOp::kCas;
-      command.expect_absent = true;
-      command.value = "v0";
-    } else if (op_roll < 92) {
-      command.op = CommandOp::kDelete;
-    } else {
-      command.op = CommandOp::kIncrBy;  // on a non-integer: an error reply
-      command.value = "1";
-    }
-  } else {
-    std::snprintf(key, sizeof key, "log/%02llu", static_cast<unsigned long long>(key_roll - 30));
-    if (op_roll < 88) {
-      command.op = CommandOp::kAppend;
-      command.value = std::to_string(origin) + ";";
-    } else {
-      command.op = CommandOp::kDelete;
-    }
-  }
-  command.key = key;
-  return command;
-}
-
-Term stream_term(uint64_t index) { return Term{1 + index / 512}; }
-
-Entry crash_stream_entry(uint64_t index) {
-  Entry entry{stream_term(index), LogIndex{index}, raft::EntryType::kNormal, base::Bytes()};
-  const uint64_t origin = command_origin(index);
-  if (origin != 0) entry.data = base::Bytes(encode_command(fresh_command(origin)));
-  return entry;
-}
-
-raft::ConfState stream_conf_state() {
-  raft::ConfState conf;
-  conf.voters = {raft::NodeId{1}, raft::NodeId{2}, raft::NodeId{3}};
-  return conf;
-}
-
-// A running hash of apply()'s answers to entries first applied in one run:
-// the child reports it, the parent recomputes it from the model, so every
-// reply (INCRBY's new value, APPEND's length, CAS's outcome, a retry answered
-// from the dedupe table) is checked, not only the state left at the end.
-uint64_t chain_answer(uint64_t chain, const AppliedEntry& answer) {
-  auto absorb = [&chain](uint64_t word) { chain = stream_mix(chain ^ word, 5); };
-  absorb(answer.index.value());
-  absorb(answer.deduplicated ? 1 : 0);
-  if (!answer.reply.has_value()) {
-    absorb(0);
-    return chain;
-  }
-  absorb(1 + static_cast<uint64_t>(answer.reply->kind));
-  absorb(static_cast<uint64_t>(answer.reply->integer));
-  absorb(answer.reply->error.size());
-  for (char c : answer.reply->error) absorb(static_cast<unsigned char>(c));
-  return chain;
-}
-
-// ---- End of the shared stream.
-
-uint64_t env_number(const char* name, uint64_t fallback) {
-  const char* text = std::getenv(name);
-  if (text == nullptr || *text == '\0') return fallback;
-  char* end = nullptr;
-  const unsigned long long value = std::strtoull(text, &end, 10);
-  return (end != text && *end == '\0') ? value : fallback;
-}
-
-// A directory of our own under $TMPDIR (or /tmp), removed with what is in it.
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base != nullptr && *base != '\0' ? base : "/tmp") +
-                          "/synod-kv-crash-XXXXXX";
-    if (::mkdtemp(pattern.data()) != nullptr) path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-// One run of kv_crash_child. Whatever happens to the test (a failed ASSERT
-// returns early), the destructor kills and reaps the child, so no writer is
-// left behind writing to a directory about to be removed.
-class ChildProcess {
- public:
-  ChildProcess() = default;
-  ChildProcess(const ChildProcess&) = delete;
-  ChildProcess& operator=(const ChildProcess&) = delete;
-  ~ChildProcess() {
-    kill_and_reap();
-    if (read_fd_ >= 0) ::close(read_fd_);
-  }
-
-  // Starts the child; false (with `error` set) if it could not be started.
-  bool start(const std::vector<std::string>& args, std::string* error) {
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) {
-      *error = std::string("pipe2: ") + std::strerror(errno);
-      return false;
-    }
-    std::vector<std::string> full = args;
-    full.insert(full.begin() + 1, std::to_string(fds[1]));  // <db_dir> <report_fd> ...
-    full.insert(full.begin(), SYNOD_KV_CRASH_CHILD);
-    std::vector<char*> argv;
-    for (std::string& arg : full) argv.push_back(arg.data());
-    argv.push_back(nullptr);
-
-    const pid_t pid = ::fork();
-    if (pid < 0) {
-      *error = std::string("fork: ") + std::strerror(errno);
-      ::close(fds[0]);
-      ::close(fds[1]);
-      return false;
-    }
-    if (pid == 0) {
-      // Only async-signal-safe calls between fork and exec.
-      ::fcntl(fds[1], F_SETFD, 0);  // the report end survives exec
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-    ::close(fds[1]);
-    pid_ = pid;
-    read_fd_ = fds[0];
-    return true;
-  }
-
-  int report_fd() const { return read_fd_; }
-
-  // SIGKILL (if it still runs) and waitpid; returns the wait status, or -1
-  // when there was no child.
-  int kill_and_reap() {
-    if (pid_ <= 0) return -1;
-    ::kill(pid_, SIGKILL);
-    int status = 0;
-    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-    }
-    pid_ = -1;
-    return status;
-  }
-
- private:
-  pid_t pid_ = -1;
-  int read_fd_ = -1;
-};
 
 // What the child told us in one run (see kv_crash_child.cc for the lines).
 struct Reports {
@@ -343,16 +95,6 @@ struct Reports {
   // Each "A"/"D" line's index and chain of answers, in order.
   std::vector<std::pair<uint64_t, uint64_t>> chains;
   std::vector<std::string> problems;
-  std::string partial;
-
-  void take(std::string_view chunk) {
-    partial.append(chunk);
-    size_t start = 0;
-    for (size_t end; (end = partial.find('\n', start)) != std::string::npos; start = end + 1) {
-      take_line(std::string_view(partial).substr(start, end - start));
-    }
-    partial.erase(0, start);
-  }
 
   void take_line(std::string_view line) {
     unsigned long long value = 0, chain = 0;
@@ -403,41 +145,6 @@ struct Reports {
     }
   }
 };
-
-// Reads reports until `deadline` (or, with no deadline, until end of file).
-// Returns true at end of file: the child is gone.
-bool read_reports(int fd, Reports& reports, const Clock::time_point* deadline) {
-  char buffer[4096];
-  while (true) {
-    int timeout_ms = kChildExitWaitMs;
-    if (deadline != nullptr) {
-      const auto left = std::chrono::ceil<std::chrono::milliseconds>(*deadline - Clock::now());
-      if (left.count() <= 0) return false;
-      timeout_ms = static_cast<int>(left.count());
-    }
-    pollfd poll_fd{fd, POLLIN, 0};
-    const int ready = ::poll(&poll_fd, 1, timeout_ms);
-    if (ready < 0 && errno == EINTR) continue;
-    if (ready <= 0) return false;  // deadline reached (or a child that will not die)
-    const ssize_t got = ::read(fd, buffer, sizeof buffer);
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) return true;
-    reports.take(std::string_view(buffer, static_cast<size_t>(got)));
-  }
-}
-
-std::string join_lines(const std::vector<std::string>& lines) {
-  std::string out;
-  for (size_t i = 0; i < lines.size() && i < 20; ++i) out += "\n  " + lines[i];
-  if (lines.size() > 20) out += "\n  ... " + std::to_string(lines.size() - 20) + " more";
-  return out;
-}
-
-std::string describe_wait_status(int status) {
-  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status));
-  return "wait status " + std::to_string(status);
-}
 
 // Engine keys hold the group number in binary; this prints them readably.
 std::string printable(std::string_view bytes) {
@@ -570,14 +277,16 @@ class Model {
 };
 
 TEST(KvCrash, StateMachineOnRocksDbNeverAppliesTwiceOrSkipsAcrossSigkill) {
-  const uint64_t iterations = env_number("SYNOD_KV_CRASH_ITERATIONS", 25);
-  const uint64_t seed = env_number("SYNOD_KV_CRASH_SEED", 1);
-  SCOPED_TRACE("reproduce with SYNOD_KV_CRASH_SEED=" + std::to_string(seed) +
-               " SYNOD_KV_CRASH_ITERATIONS=" + std::to_string(iterations));
-  base::Rng rng(seed);
-  TempDir temp;
-  ASSERT_FALSE(temp.path().empty()) << "mkdtemp: " << std::strerror(errno);
-  const std::string db_dir = temp.path() + "/db";
+  test_support::CrashLoop loop({.iterations_env = "SYNOD_KV_CRASH_ITERATIONS",
+                                .iterations_default = 25,
+                                .seed_env = "SYNOD_KV_CRASH_SEED",
+                                .temp_dir_name = "synod-kv-crash",
+                                .kill_delay_us_max = 150'000});
+  const uint64_t iterations = loop.iterations();
+  const uint64_t seed = loop.seed();
+  SCOPED_TRACE(loop.reproduce());
+  ASSERT_FALSE(loop.temp_dir().empty()) << "mkdtemp: " << std::strerror(errno);
+  const std::string db_dir = loop.temp_dir() + "/db";
   RocksKvOptions rocks_options;
   rocks_options.block_cache_bytes = 8u << 20;
   rocks_options.write_buffer_bytes = kWriteBufferBytes;
@@ -596,36 +305,13 @@ TEST(KvCrash, StateMachineOnRocksDbNeverAppliesTwiceOrSkipsAcrossSigkill) {
 
   for (uint64_t iteration = 0; iteration < iterations; ++iteration) {
     SCOPED_TRACE("iteration " + std::to_string(iteration));
-    // Mostly mid-stream; one time in five right at start-up, to land inside
-    // RocksDB's open and recovery or the first batches.
-    const bool early = rng.chance(1, 5);
-    const uint64_t delay_us = early ? rng.uniform(5'000) : rng.between(20'000, 150'000);
-
     Reports reports;
-    int wait_status = 0;
-    {
-      ChildProcess child;
-      std::string error;
-      ASSERT_TRUE(child.start({db_dir, "--batch-entries-max", std::to_string(kBatchEntriesMax),
-                               "--sync-one-in", std::to_string(kSyncOneIn), "--redeliver-max",
-                               std::to_string(kRedeliverMax), "--write-buffer-bytes",
-                               std::to_string(kWriteBufferBytes), "--seed",
-                               std::to_string(rng.next() >> 1), "--parent-pid",
-                               std::to_string(::getpid())},
-                              &error))
-          << error;
-      const Clock::time_point deadline = Clock::now() + std::chrono::microseconds(delay_us);
-      const bool ended_early = read_reports(child.report_fd(), reports, &deadline);
-      wait_status = child.kill_and_reap();
-      // Everything the child wrote before it died is still in the pipe.
-      if (!ended_early) {
-        ASSERT_TRUE(read_reports(child.report_fd(), reports, nullptr))
-            << "the killed child's report pipe did not close";
-      }
-    }
-    ASSERT_TRUE(WIFSIGNALED(wait_status) && WTERMSIG(wait_status) == SIGKILL)
-        << "the child ended by itself (" << describe_wait_status(wait_status)
-        << "); its stderr above says why";
+    ASSERT_NO_FATAL_FAILURE(loop.run_until_killed(
+        SYNOD_KV_CRASH_CHILD, db_dir,
+        {"--batch-entries-max", std::to_string(kBatchEntriesMax), "--sync-one-in",
+         std::to_string(kSyncOneIn), "--redeliver-max", std::to_string(kRedeliverMax),
+         "--write-buffer-bytes", std::to_string(kWriteBufferBytes)},
+        [&reports](std::string_view line) { reports.take_line(line); }));
     ASSERT_TRUE(reports.problems.empty()) << join_lines(reports.problems);
     if (reports.loaded_seen) {
       // The child found exactly what the test's own recovery found last time.

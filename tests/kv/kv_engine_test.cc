@@ -2,9 +2,7 @@
 // implementation by one typed suite, then what each engine adds: crash
 // semantics for MemKvEngine, reopening a directory for RocksKvEngine.
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <initializer_list>
 #include <map>
@@ -19,6 +17,7 @@
 #include "node/kv_engine.h"
 #include "storage/mem_kv_engine.h"
 #include "storage/rocks_kv_engine.h"
+#include "support/temp_dir.h"
 
 namespace synod {
 namespace {
@@ -80,17 +79,6 @@ Pairs scan_all(const Reader& reader) {
 
 Pairs pairs_of(const Model& model) { return Pairs(model.begin(), model.end()); }
 
-// A fresh directory under $TMPDIR (or /tmp); empty on failure.
-std::string make_temp_dir() {
-  const char* base = std::getenv("TMPDIR");
-  std::string pattern = std::string(base != nullptr && *base != '\0' ? base : "/tmp") +
-                        "/synod-kv-test-XXXXXX";
-  std::vector<char> path(pattern.begin(), pattern.end());
-  path.push_back('\0');
-  if (mkdtemp(path.data()) == nullptr) return {};
-  return std::string(path.data());
-}
-
 // How each engine is made, and what "restart" means for it: the simulated
 // crash for MemKvEngine, closing and reopening the directory for RocksDB.
 // Either way only synced writes are sure to be there afterwards.
@@ -109,12 +97,12 @@ struct Harness<MemKvEngine> {
 template <>
 struct Harness<RocksKvEngine> {
   void set_up() {
-    dir = make_temp_dir();
-    ASSERT_FALSE(dir.empty()) << "mkdtemp failed";
+    dir.emplace("synod-kv-test");
+    ASSERT_FALSE(dir->path().empty()) << "mkdtemp failed";
     open();
   }
   void open() {
-    auto opened = RocksKvEngine::open(dir);
+    auto opened = RocksKvEngine::open(dir->path());
     ASSERT_TRUE(opened.ok()) << opened.error().to_string();
     engine = std::move(*opened);
   }
@@ -124,10 +112,10 @@ struct Harness<RocksKvEngine> {
   }
   void tear_down() {
     engine.reset();
-    if (!dir.empty()) std::filesystem::remove_all(dir);
+    dir.reset();
   }
 
-  std::string dir;
+  std::optional<test_support::TempDir> dir;
   std::unique_ptr<RocksKvEngine> engine;
 };
 
@@ -686,13 +674,7 @@ TEST(MemKvEngine, SnapshotsAndIteratorsMayOutliveTheEngine) {
 
 class RocksKvEngineDir : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = make_temp_dir();
-    ASSERT_FALSE(dir_.empty()) << "mkdtemp failed";
-  }
-  void TearDown() override {
-    if (!dir_.empty()) std::filesystem::remove_all(dir_);
-  }
+  void SetUp() override { ASSERT_FALSE(dir_.empty()) << "mkdtemp failed"; }
   std::unique_ptr<RocksKvEngine> open(RocksKvOptions options = {}) {
     auto opened = RocksKvEngine::open(dir_, options);
     EXPECT_TRUE(opened.ok()) << opened.error().to_string();
@@ -700,7 +682,8 @@ class RocksKvEngineDir : public ::testing::Test {
     return std::move(*opened);
   }
 
-  std::string dir_;
+  test_support::TempDir temp_{"synod-kv-test"};
+  const std::string dir_ = temp_.path();
 };
 
 TEST_F(RocksKvEngineDir, ReopenFindsEverySyncedWrite) {
@@ -782,7 +765,7 @@ TEST_F(RocksKvEngineDir, ClosingUnderALiveIteratorStopsTheProcess) {
       {
         auto engine = open();
         auto iterator = engine->iterate();
-        // The child made its own directory and will not reach TearDown.
+        // The child made its own directory and dies before removing it.
         std::filesystem::remove_all(dir_);
         engine.reset();
       },

@@ -4,14 +4,15 @@
 // a round trip on a real directory.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
-#include <filesystem>
+#include <cerrno>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "storage/faulty_file_system.h"
 #include "storage/posix_file_system.h"
+#include "support/temp_dir.h"
 
 namespace synod::storage {
 namespace {
@@ -40,6 +41,21 @@ std::unique_ptr<WritableFile> make_file(FaultyFileSystem& files, const std::stri
   EXPECT_TRUE((*file)->sync().ok());
   EXPECT_TRUE((*file)->append(unsynced).ok());
   return std::move(*file);
+}
+
+// Writes `synced` then `unsynced` to kFile, cuts the power keeping some of
+// the unsynced tail (garbled or not), and sets `after` to what the file holds
+// then: never less than the synced part, never more than all that was written.
+void crash_keeping_some(FaultyFileSystem& files, const std::string& synced,
+                        const std::string& unsynced, bool garble_torn_tail, std::string* after) {
+  auto file = make_file(files, synced, unsynced);
+  CrashOptions options;
+  options.keep_some_unsynced = true;
+  options.garble_torn_tail = garble_torn_tail;
+  files.crash(options);
+  *after = *files.contents(kFile);
+  ASSERT_GE(after->size(), synced.size());
+  ASSERT_LE(after->size(), synced.size() + unsynced.size());
 }
 
 std::string read_all(const FileSystem& files, const std::string& path) {
@@ -73,14 +89,10 @@ TEST(FaultyFileSystem, CrashKeepsAtMostAPrefixOfTheUnsyncedTail) {
   bool saw_some_kept = false;
   for (uint64_t seed = 1; seed <= 200; ++seed) {
     FaultyFileSystem files(seed);
-    auto file = make_file(files, synced, unsynced);
-    CrashOptions options;
-    options.keep_some_unsynced = true;
-    options.garble_torn_tail = false;
-    files.crash(options);
-    const std::string after = *files.contents(kFile);
-    ASSERT_GE(after.size(), synced.size()) << "seed=" << seed;
-    ASSERT_LE(after.size(), synced.size() + unsynced.size()) << "seed=" << seed;
+    std::string after;
+    ASSERT_NO_FATAL_FAILURE(
+        crash_keeping_some(files, synced, unsynced, /*garble_torn_tail=*/false, &after))
+        << "seed=" << seed;
     // Not garbled: what survived is byte for byte what was written.
     ASSERT_EQ(after, (synced + unsynced).substr(0, after.size())) << "seed=" << seed;
     // What survived a crash is durable: a second crash keeps all of it.
@@ -98,14 +110,10 @@ TEST(FaultyFileSystem, GarbledTornTailNeverTouchesSyncedBytes) {
   bool saw_garbage = false;
   for (uint64_t seed = 1; seed <= 300; ++seed) {
     FaultyFileSystem files(seed);
-    auto file = make_file(files, synced, unsynced);
-    CrashOptions options;
-    options.keep_some_unsynced = true;
-    options.garble_torn_tail = true;
-    files.crash(options);
-    const std::string after = *files.contents(kFile);
-    ASSERT_GE(after.size(), synced.size()) << "seed=" << seed;
-    ASSERT_LE(after.size(), synced.size() + unsynced.size()) << "seed=" << seed;
+    std::string after;
+    ASSERT_NO_FATAL_FAILURE(
+        crash_keeping_some(files, synced, unsynced, /*garble_torn_tail=*/true, &after))
+        << "seed=" << seed;
     ASSERT_EQ(after.substr(0, synced.size()), synced) << "seed=" << seed;
     const std::string tail = after.substr(synced.size());
     // Garbage, if any, is at most 16 bytes at the very end of the kept tail.
@@ -435,29 +443,9 @@ TEST(FaultyFileSystem, RemovalThatWasNotDirSyncedIsUndoneByACrash) {
 // ---------------------------------------------------------------------------
 // PosixFileSystem on a real directory.
 
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base != nullptr && *base != '\0' ? base : "/tmp") +
-                          "/synod-fs-test-XXXXXX";
-    if (::mkdtemp(pattern.data()) != nullptr) path_ = pattern;
-    EXPECT_FALSE(path_.empty()) << "mkdtemp " << pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
 TEST(PosixFileSystem, RoundTripThroughARealDirectory) {
-  TempDir temp;
+  test_support::TempDir temp("synod-fs-test");
+  ASSERT_FALSE(temp.path().empty()) << "mkdtemp: " << std::strerror(errno);
   PosixFileSystem files;
   const std::string dir = join_path(temp.path(), "a/b");
   ASSERT_TRUE(files.create_dirs(dir).ok());
@@ -515,7 +503,8 @@ TEST(PosixFileSystem, RoundTripThroughARealDirectory) {
 }
 
 TEST(PosixFileSystem, ErrorsNameThePathAndTheCall) {
-  TempDir temp;
+  test_support::TempDir temp("synod-fs-test");
+  ASSERT_FALSE(temp.path().empty()) << "mkdtemp: " << std::strerror(errno);
   PosixFileSystem files;
   const std::string missing = join_path(temp.path(), "missing");
   auto writer = files.open_writable(missing, false);

@@ -17,11 +17,12 @@
 //   "A <index>"  entries up to <index> are durable: written from the batch's
 //                completion, which the WAL runs only after fdatasync.
 //
-// Entry contents are a pure function of the index (`crash_entry_data`, the
-// same function as in wal_crash_test.cc), so anything replayed can be checked
-// without remembering it. Several threads submit; one mutex around "take the
-// next indexes, submit" keeps the WAL queue in index order, and up to
-// --inflight batches wait at once so group commit takes several per fsync.
+// Entry contents are a pure function of the index (`crash_entry_data` in
+// wal_crash_model.h, which the test checks against too), so anything
+// replayed can be checked without remembering it. Several threads submit;
+// one mutex around "take the next indexes, submit" keeps the WAL queue in
+// index order, and up to --inflight batches wait at once so group commit
+// takes several per fsync.
 // Every --compact-every entries a batch also carries a kCompact snapshot
 // marker at an acknowledged index and a hard state, so checkpoints are
 // written and old segments deleted.
@@ -29,140 +30,39 @@
 // It exits by itself only when something is wrong: 2 when recovery fails or
 // recovers something wrong, 3 when a write fails, 64 on bad arguments; the
 // message goes to stderr. It also dies with its parent (PR_SET_PDEATHSIG).
-#include <sys/prctl.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <atomic>
-#include <cerrno>
 #include <condition_variable>
-#include <csignal>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <string_view>
 #include <thread>
 #include <vector>
 
 #include "base/rng.h"
 #include "storage/posix_file_system.h"
 #include "storage/wal.h"
+#include "storage/wal_crash_model.h"
+#include "support/crash_child.h"
 
 namespace synod::storage {
 namespace {
 
 using raft::Entry;
-using raft::GroupId;
 using raft::LogIndex;
-using raft::Term;
+using test_support::ChildExit;
+using test_support::CrashChild;
 
-constexpr GroupId kGroup{1};
-
-// Must stay identical to the copy in wal_crash_test.cc.
-std::string crash_entry_data(uint64_t index, uint64_t value_bytes_max) {
-  base::Rng rng(index * 0x9e3779b97f4a7c15ULL ^ 0x5157a11c0ffeeULL);
-  const uint64_t length = 1 + rng.uniform(value_bytes_max);
-  std::string data(length, '\0');
-  for (uint64_t i = 0; i < length; i += 8) {
-    const uint64_t word = rng.next();
-    std::memcpy(data.data() + i, &word, std::min<uint64_t>(8, length - i));
-  }
-  return data;
-}
-Term crash_entry_term(uint64_t index) { return Term{1 + index / 1024}; }
-
+// Set from the command line; the defaults are what wal_crash_test.cc passes.
 struct Options {
-  std::string dir;
-  int report_fd = -1;
   uint64_t segment_bytes = 64u << 10;
   uint64_t threads = 3;
   uint64_t inflight = 8;
   uint64_t batch_entries_max = 8;
   uint64_t value_bytes_max = 2000;
   uint64_t compact_every = 500;
-  uint64_t seed = 1;
-  int parent_pid = 0;
 };
-
-[[noreturn]] void die(int code, const std::string& message) {
-  std::fprintf(stderr, "wal_crash_child: %s\n", message.c_str());
-  std::fflush(stderr);
-  std::_Exit(code);
-}
-
-// Whole lines only; a pipe write of this size is atomic.
-void report(int fd, char kind, uint64_t index) {
-  char line[48];
-  const int length = std::snprintf(line, sizeof line, "%c %llu\n", kind,
-                                   static_cast<unsigned long long>(index));
-  while (true) {
-    const ssize_t written = ::write(fd, line, static_cast<size_t>(length));
-    if (written == length) return;
-    if (written < 0 && errno == EINTR) continue;
-    die(3, "cannot write to the report pipe: " + std::string(std::strerror(errno)));
-  }
-}
-
-bool parse_number(const char* text, uint64_t* value) {
-  char* end = nullptr;
-  errno = 0;
-  const unsigned long long parsed = std::strtoull(text, &end, 10);
-  if (errno != 0 || end == text || *end != '\0') return false;
-  *value = parsed;
-  return true;
-}
-
-Options parse_options(int argc, char** argv) {
-  if (argc < 3) die(64, "usage: wal_crash_child <wal_dir> <report_fd> [--option N]...");
-  Options options;
-  options.dir = argv[1];
-  uint64_t fd = 0;
-  if (!parse_number(argv[2], &fd) || fd > 1 << 20) {
-    die(64, "bad report fd: " + std::string(argv[2]));
-  }
-  options.report_fd = static_cast<int>(fd);
-  for (int i = 3; i < argc; i += 2) {
-    const std::string_view name = argv[i];
-    uint64_t value = 0;
-    if (i + 1 >= argc || !parse_number(argv[i + 1], &value)) {
-      die(64, "option " + std::string(name) + " needs a number");
-    }
-    if (name == "--segment-bytes") {
-      options.segment_bytes = value;
-    } else if (name == "--threads") {
-      options.threads = value;
-    } else if (name == "--inflight") {
-      options.inflight = value;
-    } else if (name == "--batch-entries-max") {
-      options.batch_entries_max = value;
-    } else if (name == "--value-bytes-max") {
-      options.value_bytes_max = value;
-    } else if (name == "--compact-every") {
-      options.compact_every = value;
-    } else if (name == "--seed") {
-      options.seed = value;
-    } else if (name == "--parent-pid") {
-      options.parent_pid = static_cast<int>(value);
-    } else {
-      die(64, "unknown option " + std::string(name));
-    }
-  }
-  if (options.segment_bytes < 4096) die(64, "--segment-bytes must be at least 4096");
-  if (options.threads < 1 || options.threads > 64) die(64, "--threads must be in 1..64");
-  if (options.inflight < 1 || options.inflight > 4096) die(64, "--inflight must be in 1..4096");
-  if (options.batch_entries_max < 1 || options.batch_entries_max > 4096) {
-    die(64, "--batch-entries-max must be in 1..4096");
-  }
-  if (options.value_bytes_max < 1 || options.value_bytes_max > (1u << 20)) {
-    die(64, "--value-bytes-max must be in 1..1048576");
-  }
-  if (options.compact_every < 1) die(64, "--compact-every must be at least 1");
-  return options;
-}
 
 // What recovery replayed for group 1, checked as it arrives.
 class RecoveryCheck {
@@ -170,7 +70,7 @@ class RecoveryCheck {
   explicit RecoveryCheck(uint64_t value_bytes_max) : value_bytes_max_(value_bytes_max) {}
 
   base::Status visit(const WalRecord& record) {
-    if (record.group != kGroup) {
+    if (record.group != kCrashGroup) {
       return fail("a record for unknown group " + std::to_string(record.group.value()));
     }
     switch (record.type) {
@@ -234,8 +134,9 @@ class RecoveryCheck {
 // the WAL's queue in index order whichever thread submits them.
 class Appender {
  public:
-  Appender(Wal& wal, const Options& options, uint64_t highest)
-      : wal_(wal), options_(options), rng_(options.seed ^ highest), next_(highest + 1),
+  Appender(const CrashChild& child, Wal& wal, const Options& options, uint64_t highest)
+      : child_(child), wal_(wal), options_(options), rng_(child.seed() ^ highest),
+        next_(highest + 1),
         compact_at_((highest / options.compact_every + 1) * options.compact_every) {}
 
   [[noreturn]] void run_thread() {
@@ -256,7 +157,7 @@ class Appender {
     }
     const uint64_t last = next_ + count - 1;
     WalBatch batch;
-    batch.add_entries(kGroup, std::move(entries));
+    batch.add_entries(kCrashGroup, std::move(entries));
     // At every multiple of --compact-every (whichever run reaches it), once
     // this run has an acknowledgement to compact to.
     if (last >= compact_at_ && acked_ > 0) {
@@ -268,31 +169,34 @@ class Appender {
       meta.index = LogIndex{acked_ - keep};
       meta.term = crash_entry_term(acked_ - keep);
       meta.conf_state.voters = {raft::NodeId{1}};
-      batch.add_snapshot(kGroup, meta, SnapshotMode::kCompact);
-      batch.add_hard_state(kGroup, raft::HardState{crash_entry_term(acked_), raft::NodeId{1},
-                                                   LogIndex{acked_}});
+      batch.add_snapshot(kCrashGroup, meta, SnapshotMode::kCompact);
+      batch.add_hard_state(kCrashGroup, raft::HardState{crash_entry_term(acked_), raft::NodeId{1},
+                                                        LogIndex{acked_}});
       compact_at_ = (last / options_.compact_every + 1) * options_.compact_every;
     }
     next_ = last + 1;
     ++inflight_;
-    report(options_.report_fd, 'S', last);
+    child_.report('S', last);
     wal_.submit(std::move(batch),
                 [this, last](WalWriteResult result) { submitted_done(result, last); });
   }
 
   // Runs on the WAL's writer thread, in submission order.
   void submitted_done(const WalWriteResult& result, uint64_t last) {
-    if (!result.status) die(3, "WAL write failed: " + result.status.error().to_string());
-    report(options_.report_fd, 'A', last);
+    if (!result.status) {
+      child_.die(ChildExit::kWorkFailed, "WAL write failed: " + result.status.error().to_string());
+    }
+    child_.report('A', last);
     {
       std::lock_guard lock(mutex_);
-      if (last <= acked_) die(3, "acknowledgements out of order");
+      if (last <= acked_) child_.die(ChildExit::kWorkFailed, "acknowledgements out of order");
       acked_ = last;
       --inflight_;
     }
     room_.notify_one();
   }
 
+  const CrashChild& child_;
   Wal& wal_;
   const Options& options_;
   std::mutex mutex_;
@@ -305,14 +209,19 @@ class Appender {
 };
 
 int run(int argc, char** argv) {
-  const Options options = parse_options(argc, argv);
-  // Die with the test process, so a crashed test leaves no writer behind.
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (options.parent_pid != 0 && ::getppid() != options.parent_pid) die(3, "parent is gone");
+  Options options;
+  const CrashChild child(
+      "wal_crash_child", argc, argv,
+      {{"--segment-bytes", &options.segment_bytes, 4096},
+       {"--threads", &options.threads, 1, 64},
+       {"--inflight", &options.inflight, 1, 4096},
+       {"--batch-entries-max", &options.batch_entries_max, 1, 4096},
+       {"--value-bytes-max", &options.value_bytes_max, 1, 1u << 20},
+       {"--compact-every", &options.compact_every, 1}});
 
   PosixFileSystem files;
   WalOptions wal_options;
-  wal_options.dir = options.dir;
+  wal_options.dir = child.dir();
   wal_options.segment_bytes_max = options.segment_bytes;
   wal_options.writer_thread = true;
   wal_options.log = [](const std::string& line) {
@@ -322,13 +231,13 @@ int run(int argc, char** argv) {
   base::Result<std::unique_ptr<Wal>> wal =
       Wal::open(files, wal_options,
                 [&check](const WalRecord& record, RecordLocation) { return check.visit(record); });
-  if (!wal) die(2, "recovery failed: " + wal.error().to_string());
+  if (!wal) child.die(ChildExit::kRecoveryFailed, "recovery failed: " + wal.error().to_string());
   if (base::Status status = check.finish(); !status) {
-    die(2, "recovery failed: " + status.error().to_string());
+    child.die(ChildExit::kRecoveryFailed, "recovery failed: " + status.error().to_string());
   }
-  report(options.report_fd, 'R', check.highest());
+  child.report('R', check.highest());
 
-  Appender appender(**wal, options, check.highest());
+  Appender appender(child, **wal, options, check.highest());
   std::vector<std::thread> threads;
   for (uint64_t t = 0; t < options.threads; ++t) {
     threads.emplace_back([&appender] { appender.run_thread(); });

@@ -13,8 +13,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
-#include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -28,6 +26,8 @@
 #include "storage/faulty_file_system.h"
 #include "storage/posix_file_system.h"
 #include "storage/wal.h"
+#include "support/numbers.h"
+#include "support/temp_dir.h"
 
 namespace synod::storage {
 namespace {
@@ -44,6 +44,7 @@ using raft::LogIndex;
 using raft::NodeId;
 using raft::SnapshotMeta;
 using raft::Term;
+using test_support::env_number;
 
 constexpr char kWalDir[] = "/node/wal";
 
@@ -337,26 +338,6 @@ class WalTest : public ::testing::Test {
   std::vector<WalRecord> acked_;
 };
 
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base != nullptr && *base != '\0' ? base : "/tmp") +
-                          "/synod-wal-test-XXXXXX";
-    if (::mkdtemp(pattern.data()) != nullptr) path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
 // ---------------------------------------------------------------------------
 // Round trip.
 
@@ -570,7 +551,7 @@ TEST_F(WalTest, FilesThatAreNotSegmentsAreLeftAlone) {
 // Group commit with the writer thread.
 
 TEST(WalGroupCommit, ConcurrentSubmittersShareFsyncs) {
-  TempDir temp;
+  test_support::TempDir temp("synod-wal-test");
   ASSERT_FALSE(temp.path().empty());
   PosixFileSystem files;
   auto log = std::make_shared<LogLines>();
@@ -1588,7 +1569,7 @@ TEST_F(WalTest, EntryWhoseRecordWouldBeOverTheCapIsRefusedUnwritten) {
 // The real disk, with the writer thread.
 
 TEST(WalOnPosix, RoundTripTornTailAndRotation) {
-  TempDir temp;
+  test_support::TempDir temp("synod-wal-test");
   ASSERT_FALSE(temp.path().empty());
   PosixFileSystem files;
   auto log = std::make_shared<LogLines>();
@@ -1763,14 +1744,6 @@ void check_recovery(uint64_t seed, int cycle, const Model& before,
          << "): recovered state is not the acknowledged records plus a prefix of the rest.\n"
          << "before:\n" << describe(before) << "submitted:\n" << records << "recovered:\n"
          << describe(recovered);
-}
-
-uint64_t env_number(const char* name, uint64_t fallback) {
-  const char* text = std::getenv(name);
-  if (text == nullptr || *text == '\0') return fallback;
-  char* end = nullptr;
-  const unsigned long long value = std::strtoull(text, &end, 10);
-  return (end != text && *end == '\0') ? value : fallback;
 }
 
 // Seeded runs of random writes, rotations, compactions and installs, each cut
