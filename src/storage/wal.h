@@ -15,7 +15,10 @@
 //
 // Group commit: `submit()` queues a batch and returns; the writer takes every
 // batch queued since its last flush, writes them, issues one fdatasync, then
-// runs every batch's completion. Callers never fsync. With
+// runs every batch's completion, in order, and releases every caller blocked
+// in `write()` with one wake-up. While fewer batches are queued than its last
+// round carried, it waits up to `group_commit_wait_us` for the callers it just
+// released to submit again, so they share the next fsync. Callers never fsync. With
 // `writer_thread = false` nothing runs by itself: the owner calls
 // `write_pending()` (tests and the deterministic simulator do).
 //
@@ -57,6 +60,9 @@ struct WalOptions {
   uint64_t segment_bytes_max = 64ull << 20;
   uint32_t record_bytes_max = 64u << 20;  // at most kRecordPayloadBytesCap
   bool writer_thread = true;
+  // How long the writer may wait for more batches before a round, while
+  // fewer are queued than its last round carried (0: never wait).
+  uint32_t group_commit_wait_us = 100;
   // Receives one line per notable recovery event (a truncated torn tail).
   std::function<void(const std::string&)> log;
 };
@@ -121,8 +127,9 @@ class Wal {
   Wal& operator=(const Wal&) = delete;
 
   // Queues `batch`; `done` runs once it is durable or has failed (on the
-  // writer thread, or inside `write_pending()`). `done` must not call
-  // `write()` (the writer would wait for itself).
+  // writer thread, or inside `write_pending()`), in submission order. It may
+  // `submit()` again (an event loop keeps its writes in flight that way).
+  // `done` must not call `write()` (it would wait for itself).
   void submit(WalBatch batch, Done done);
   // Submits and waits. With writer_thread off it writes at once.
   WalWriteResult write(WalBatch batch);
