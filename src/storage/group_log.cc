@@ -38,6 +38,11 @@ Status GroupLog::apply_entries(const std::vector<Entry>& entries, RecordLocation
   if (skip == entries.size()) return {};
   const LogIndex start = entries[skip].index;
   if (start > last_index() + 1) {
+    if (!recovering_) {
+      return Error(Errc::kInvalidArgument,
+                   "group " + std::to_string(group_.value()) + ": entries from " + str(start) +
+                       " leave a gap after the last index " + str(last_index()));
+    }
     // Entries before `start` were in a deleted segment; the marker that
     // compacted them comes later in the WAL (check_recovered insists).
     slots_.clear();
@@ -116,7 +121,8 @@ const GroupLog::Slot& GroupLog::slot(LogIndex index) const {
   return slots_[index - slots_first_];
 }
 
-Status GroupLog::check_recovered() const {
+Status GroupLog::check_recovered() {
+  recovering_ = false;
   if (slots_first_ != snapshot_.index + 1) {
     return Error(Errc::kCorruption,
                  "group " + std::to_string(group_.value()) + ": the WAL holds entries from " +
@@ -222,6 +228,8 @@ GroupLog& DurableLog::group(raft::GroupId group) {
   auto it = groups_.find(group);
   if (it == groups_.end()) {
     it = groups_.emplace(group, std::make_unique<GroupLog>(group, wal_.get(), group_options_)).first;
+    // A group first seen after recovery has nothing to recover.
+    if (wal_ != nullptr) (void)it->second->check_recovered();
   }
   return *it->second;
 }
@@ -237,6 +245,25 @@ Status DurableLog::apply(const WalBatch& batch, const WalWriteResult& result) {
 }
 
 Status DurableLog::write(const WalBatch& batch) {
+  // A gap would be written durably and then refused by the log, and the
+  // next recovery would read it as a lost segment: check before writing.
+  std::map<raft::GroupId, LogIndex> last;
+  for (const WalRecord& record : batch.records()) {
+    auto it = last.find(record.group);
+    if (it == last.end()) it = last.emplace(record.group, group(record.group).last_index()).first;
+    if (record.type == RecordType::kSnapshot && record.snapshot_mode == SnapshotMode::kInstall) {
+      it->second = record.snapshot.index;
+    } else if (record.type == RecordType::kEntries) {
+      const LogIndex first = record.entries.front().index;
+      if (first > it->second + 1) {
+        return Error(Errc::kInvalidArgument,
+                     "group " + std::to_string(record.group.value()) + ": entries from " +
+                         str(first) + " leave a gap after the last index " + str(it->second) +
+                         "; nothing was written");
+      }
+      it->second = record.entries.back().index;
+    }
+  }
   // The records as the WAL will write them, so locations line up.
   WalBatch fitted = batch;
   fitted.fit_records(wal_->record_bytes_max());

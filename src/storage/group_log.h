@@ -36,9 +36,10 @@ class GroupLog final : public raft::Storage {
 
   // Takes one durable record of this group, in WAL order.
   base::Status apply(const WalRecord& record, RecordLocation location);
-  // After recovery: kCorruption if entries are missing below the first one
-  // recovered that no snapshot covers (a lost segment).
-  base::Status check_recovered() const;
+  // Ends recovery: kCorruption if entries are missing below the first one
+  // recovered that no snapshot covers (a lost segment). From then on a gap
+  // is the host's mistake and `apply` refuses it.
+  base::Status check_recovered();
   void set_snapshot_source(SnapshotSource source) { snapshot_source_ = std::move(source); }
   // Which WAL to read evicted entries from (set after recovery builds us).
   void attach(const Wal* wal) { wal_ = wal; }
@@ -86,6 +87,9 @@ class GroupLog final : public raft::Storage {
   uint64_t cache_bytes_ = 0;
   SnapshotSource snapshot_source_;
   mutable uint64_t records_read_ = 0;
+  // While the WAL is replayed, entries may follow a gap that a later
+  // compaction marker covers (their predecessors' segment was deleted).
+  bool recovering_ = true;
 };
 
 }  // namespace synod::storage

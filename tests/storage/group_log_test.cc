@@ -169,5 +169,18 @@ TEST_F(GroupLogTest, MissingSegmentIsReportedNotPapered) {
       << reopened.error().message();
 }
 
+TEST_F(GroupLogTest, EntriesLeavingAGapAreRefusedOnceRecovered) {
+  open();
+  write_entries(entries(1, 5, 1));
+  WalBatch batch;
+  batch.add_entries(kGroup, entries(8, 9, 1));
+  base::Status status = log_->write(batch);
+  EXPECT_EQ(status.code(), base::Errc::kInvalidArgument);
+  EXPECT_EQ(group().last_index(), LogIndex{5});
+  // Nothing reached the disk: the node still starts.
+  open();
+  EXPECT_EQ(group().last_index(), LogIndex{5});
+}
+
 }  // namespace
 }  // namespace synod::storage
