@@ -156,7 +156,7 @@ Result<Command> decode_command(std::string_view data) {
     return corrupt_command("unknown format version " + std::to_string(version));
   }
   if (!decoder.varint(&command.client_id) || !decoder.varint(&command.sequence) ||
-      !decoder.byte(&op) || !decoder.bytes(&key, kMaxKeyBytes) ||
+      !decoder.byte(&op) || !decoder.bytes(&key, kMaxUserKeyBytes) ||
       !decoder.bytes(&value, kMaxValueBytes) || !decoder.bytes(&expected, kMaxValueBytes) ||
       !decoder.byte(&absent) || !decoder.done()) {
     return corrupt_command("truncated, over a size cap, or trailing bytes");
@@ -458,7 +458,7 @@ Status KvStateMachine::install(const raft::Snapshot& snapshot, WriteOptions opti
       uint8_t kind = 0;
       std::string_view key, value;
       if (!decoder.byte(&kind) || (kind != 'd' && kind != 's') ||
-          !decoder.bytes(&key, kMaxKeyBytes) || !decoder.bytes(&value, kMaxValueBytes)) {
+          !decoder.bytes(&key, kMaxUserKeyBytes) || !decoder.bytes(&value, kMaxValueBytes)) {
         return corrupt("a block that does not parse");
       }
       std::string full = prefix(static_cast<char>(kind));

@@ -38,6 +38,10 @@ enum class CommandOp : uint8_t {
   kAppend = 5,  // value
 };
 
+// A user key's bytes, at most: the engine key adds a 9-byte prefix (kind and
+// group) and must stay within kMaxKeyBytes.
+inline constexpr size_t kMaxUserKeyBytes = kMaxKeyBytes - 9;
+
 struct Command {
   uint64_t client_id = 0;  // 0: no dedupe
   uint64_t sequence = 0;

@@ -37,7 +37,9 @@ Status GroupLog::apply_entries(const std::vector<Entry>& entries, RecordLocation
   while (skip < entries.size() && entries[skip].index <= snapshot_.index) ++skip;
   if (skip == entries.size()) return {};
   const LogIndex start = entries[skip].index;
-  if (start > last_index() + 1) {
+  if (start > last_index() + 1 || start < slots_first_) {
+    // (start < slots_first_ only in recovery, after a gap: a rewrite from
+    // below the first surviving entry replaces all of it.)
     if (!recovering_) {
       return Error(Errc::kInvalidArgument,
                    "group " + std::to_string(group_.value()) + ": entries from " + str(start) +
@@ -167,6 +169,7 @@ Result<std::vector<Entry>> GroupLog::entries(LogIndex low, LogIndex high, uint64
     const Entry* entry = nullptr;
     if (index >= cached_from) {
       entry = &cache_[index - cached_from];
+      SYNOD_ASSERT(entry->index == index, "the entry cache is out of step with the log");
     } else {
       const Slot& where = slot(index);
       if (!record || !(record_location == where.location)) {

@@ -615,44 +615,53 @@ void Wal::delete_obsolete_segments() {
       if (!state.has_snapshot || highest > state.snapshot.index) return;
     }
     const uint64_t segment = oldest->first;
+    const std::string path = segment_path(segment);
+    {
+      // Readers first learn the segment is gone (kCompacted), then it goes:
+      // a read never races the unlink. Lock order: readers_mutex_, mutex_.
+      std::lock_guard readers_lock(readers_mutex_);
+      std::lock_guard lock(mutex_);
+      live_segments_.erase(std::remove(live_segments_.begin(), live_segments_.end(), segment),
+                           live_segments_.end());
+      readers_.erase(segment);
+    }
+    // An earlier attempt may have removed the file and then failed to sync
+    // the directory: only the sync is left to do.
+    if (files_.exists(path)) {
+      if (Status status = files_.remove(path); !status) {
+        log("WAL: could not delete obsolete segment: " + status.error().to_string());
+        return;
+      }
+    }
     // One at a time, each removal durable before the next, so a crash never
     // leaves a gap in the numbering (recovery treats a gap as lost data).
-    if (Status status = files_.remove(segment_path(segment)); !status) {
-      log("WAL: could not delete obsolete segment: " + status.error().to_string());
-      return;
-    }
     if (Status status = files_.sync_dir(options_.dir); !status) {
-      log("WAL: could not sync the directory after deleting a segment: " +
+      log("WAL: could not sync the directory after deleting a segment (will retry): " +
           status.error().to_string());
       return;
     }
     segment_index_.erase(oldest);
-    {
-      std::lock_guard lock(mutex_);
-      live_segments_.erase(std::remove(live_segments_.begin(), live_segments_.end(), segment),
-                           live_segments_.end());
-      ++stats_.segments_deleted;
-    }
-    std::lock_guard lock(readers_mutex_);
-    readers_.erase(segment);
+    std::lock_guard lock(mutex_);
+    ++stats_.segments_deleted;
   }
 }
 
 Result<WalRecord> Wal::read(RecordLocation location) const {
+  // Lock order: readers_mutex_, then mutex_. Held through the read, so the
+  // writer cannot unlink this segment under it.
+  std::lock_guard lock(readers_mutex_);
   bool live = false;
   {
-    std::lock_guard lock(mutex_);
+    std::lock_guard state_lock(mutex_);
     live = std::find(live_segments_.begin(), live_segments_.end(), location.segment) !=
            live_segments_.end();
   }
-  // Reads take their own lock, so a slow disk read never holds up submit().
-  std::lock_guard lock(readers_mutex_);
+  if (!live) {
+    return Error(Errc::kCompacted, "WAL segment " + std::to_string(location.segment) +
+                                       " was deleted");
+  }
   auto it = readers_.find(location.segment);
   if (it == readers_.end()) {
-    if (!live) {
-      return Error(Errc::kCompacted, "WAL segment " + std::to_string(location.segment) +
-                                         " was deleted");
-    }
     Result<std::unique_ptr<ReadableFile>> reader = files_.open_readable(segment_path(location.segment));
     if (!reader) return reader.error();
     it = readers_.emplace(location.segment, std::move(*reader)).first;
