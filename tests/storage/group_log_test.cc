@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "storage/faulty_file_system.h"
+#include "support/log_entries.h"
 #include "storage/group_log.h"
 
 namespace synod::storage {
@@ -19,15 +20,11 @@ using raft::Term;
 constexpr GroupId kGroup{3};
 
 Entry entry(uint64_t index, uint64_t term, size_t bytes = 100) {
-  std::string data(bytes, static_cast<char>('a' + index % 26));
-  data.replace(0, std::min(bytes, std::to_string(index).size()), std::to_string(index));
-  return Entry{Term{term}, LogIndex{index}, raft::EntryType::kNormal, base::Bytes(data)};
+  return testing::numbered_entry(index, term, bytes);
 }
 
 std::vector<Entry> entries(uint64_t from, uint64_t to, uint64_t term, size_t bytes = 100) {
-  std::vector<Entry> out;
-  for (uint64_t i = from; i <= to; ++i) out.push_back(entry(i, term, bytes));
-  return out;
+  return testing::numbered_entries(from, to, term, bytes);
 }
 
 class GroupLogTest : public ::testing::Test {
