@@ -20,11 +20,11 @@ using raft::Term;
 constexpr GroupId kGroup{3};
 
 Entry entry(uint64_t index, uint64_t term, size_t bytes = 100) {
-  return testing::numbered_entry(index, term, bytes);
+  return test_support::numbered_entry(index, term, bytes);
 }
 
 std::vector<Entry> entries(uint64_t from, uint64_t to, uint64_t term, size_t bytes = 100) {
-  return testing::numbered_entries(from, to, term, bytes);
+  return test_support::numbered_entries(from, to, term, bytes);
 }
 
 class GroupLogTest : public ::testing::Test {

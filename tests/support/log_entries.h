@@ -8,7 +8,7 @@
 
 #include "raft/types.h"
 
-namespace synod::testing {
+namespace synod::test_support {
 
 inline raft::Entry numbered_entry(uint64_t index, uint64_t term, size_t bytes = 100) {
   std::string data(bytes, static_cast<char>('a' + index % 26));
@@ -25,4 +25,4 @@ inline std::vector<raft::Entry> numbered_entries(uint64_t from, uint64_t to, uin
   return out;
 }
 
-}  // namespace synod::testing
+}  // namespace synod::test_support
