@@ -399,19 +399,25 @@ TEST(ReviewKvStateMachine, DamagedOrMismatchedSnapshotChangesNothing) {
 namespace synod::storage {
 namespace {
 
-// Readers race the writer thread while it rotates and deletes segments: no
-// data race (run under TSAN), and a read of a deleted record fails as
-// kCompacted, never as an I/O error (Raft asserts on anything else).
-TEST(ReviewWalThreads, ReadsStatsAndSegmentsRaceRotationAndDeletion) {
-  FaultyFileSystem disk(3);
+// A WAL with its writer thread and tiny segments, so rotation and deletion
+// happen all the time.
+std::unique_ptr<Wal> open_rotating_wal(FaultyFileSystem& disk) {
   WalOptions options;
   options.dir = "/t/wal";
   options.segment_bytes_max = 1024;
   auto opened = Wal::open(disk, options, [](const WalRecord&, RecordLocation) {
     return base::Status();
   });
-  ASSERT_TRUE(opened.ok());
-  std::unique_ptr<Wal> wal = std::move(*opened);
+  return opened.ok() ? std::move(*opened) : nullptr;
+}
+
+// Readers race the writer thread while it rotates and deletes segments: no
+// data race (run under TSAN), and a read of a deleted record fails as
+// kCompacted, never as an I/O error (Raft asserts on anything else).
+TEST(ReviewWalThreads, ReadsStatsAndSegmentsRaceRotationAndDeletion) {
+  FaultyFileSystem disk(3);
+  std::unique_ptr<Wal> wal = open_rotating_wal(disk);
+  ASSERT_NE(wal, nullptr);
   std::mutex mutex;
   std::vector<RecordLocation> written;
   std::atomic<bool> done{false};
@@ -465,24 +471,12 @@ TEST(ReviewWalThreads, ReadsStatsAndSegmentsRaceRotationAndDeletion) {
                                     << other_errors.front();
 }
 
-}  // namespace
-}  // namespace synod::storage
-
-namespace synod::storage {
-namespace {
-
 // Readers of records above the compaction point never fail, whatever the
 // writer thread is rotating or deleting meanwhile (run under TSAN too).
 TEST(ReviewWalThreads, ReadsOfLiveRecordsSucceedDuringRotationAndDeletion) {
   FaultyFileSystem disk(4);
-  WalOptions options;
-  options.dir = "/t/wal";
-  options.segment_bytes_max = 1024;
-  auto opened = Wal::open(disk, options, [](const WalRecord&, RecordLocation) {
-    return base::Status();
-  });
-  ASSERT_TRUE(opened.ok());
-  std::unique_ptr<Wal> wal = std::move(*opened);
+  std::unique_ptr<Wal> wal = open_rotating_wal(disk);
+  ASSERT_NE(wal, nullptr);
   std::mutex mutex;
   std::optional<std::pair<RecordLocation, uint64_t>> newest;  // location, first index
   std::atomic<bool> done{false};
