@@ -8,34 +8,40 @@
 // gaps. Each segment begins with a header record, then a checkpoint (every
 // known group's latest snapshot marker and hard state), so a segment never
 // needs an older one for anything but entries. Records are framed and
-// checksummed (record.h). A segment is rotated once it reaches
-// `segment_bytes_max`; the oldest segments are deleted, one at a time with a
-// directory fsync between, once every entry they hold is at or below its
-// group's compaction point (the last durable snapshot marker).
+// checksummed (record.h). The writer rotates between rounds, before a round
+// that would take the segment past `segment_bytes_max`, so a round lies in
+// one segment and a checkpoint holds only durable state. The oldest segments
+// are deleted, one at a time with a directory fsync between, once every entry
+// they hold is at or below its group's compaction point (the last durable
+// snapshot marker).
 //
 // Group commit: `submit()` queues a batch and returns; the writer takes every
 // batch queued since its last flush, writes them, issues one fdatasync, then
 // runs every batch's completion, in order, and releases every caller blocked
 // in `write()` with one wake-up. While fewer batches are queued than its last
 // round carried, it waits up to `group_commit_wait_us` for the callers it just
-// released to submit again, so they share the next fsync. Callers never fsync. With
-// `writer_thread = false` nothing runs by itself: the owner calls
+// released to submit again, so they share the next fsync. Callers never
+// fsync. With `writer_thread = false` nothing runs by itself: the owner calls
 // `write_pending()` (tests and the deterministic simulator do).
 //
 // Recovery (`open`): reads every segment in order to the first record whose
 // length or checksum is wrong. A bad record in the last segment with nothing
-// valid after it is a torn write: the tail is truncated (and logged). A bad
+// valid after it is a torn write: the tail is truncated (and logged), and
+// the last segment is fsynced in any case (its tail may have been only in
+// the page cache of a process that died). A bad
 // record with valid records after it, or in any earlier segment, or a missing
 // segment in the numbering, is corruption: `open` fails with an error naming
 // the file, the offset and what was expected, and the safe way out. After
 // recovery the writer always starts a new segment.
 //
-// Failure: a failed fdatasync makes the WAL refuse every later write
-// (kStoreFailed) until the process restarts and recovers from what is on
-// disk; the kernel may have dropped the unsynced pages, so retrying the
-// fsync could report success over lost data. Running out of space fails the
-// batch with kNoSpace, cuts the segment back to where the batch began, and
-// leaves the WAL usable for later batches.
+// Failure: a failed fdatasync (of a segment or of the directory) makes the
+// WAL refuse every later write (kStoreFailed) until the process restarts and
+// recovers from what is on disk; the kernel may have dropped the unsynced
+// pages, so retrying the fsync could report success over lost data. Running
+// out of space fails the round with kNoSpace, cuts the segment back to where
+// the round began (or removes a half-made next segment), and leaves the WAL
+// usable for later rounds. A record over `record_bytes_max` is refused
+// before anything is written (kInvalidArgument), alone.
 #pragma once
 
 #include <condition_variable>
