@@ -4,7 +4,6 @@
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
-#include <future>
 
 namespace synod::storage {
 
@@ -57,7 +56,8 @@ bool parse_segment_name(const std::string& name, uint64_t* segment) {
 // record after a bad one means the bad one is damage in the middle.
 bool valid_record_after(std::string_view data, size_t from, uint32_t payload_bytes_max) {
   for (size_t offset = from; offset + kRecordHeaderBytes <= data.size(); ++offset) {
-    if (!is_known_record_type(static_cast<uint8_t>(data[offset + 12]))) continue;
+    // The type byte ends the header: a cheap filter before the checksum.
+    if (!is_known_record_type(static_cast<uint8_t>(data[offset + kRecordHeaderBytes - 1]))) continue;
     const Frame frame = read_frame(data.substr(offset), payload_bytes_max);
     if (frame.status == FrameStatus::kOk) return true;
   }
@@ -79,43 +79,51 @@ void WalBatch::add_entries(GroupId group, std::vector<raft::Entry> entries) {
   record.group = group;
   record.entries = std::move(entries);
   for (const raft::Entry& entry : record.entries) bytes_ += encoded_entry_bytes(entry);
-  records_.push_back(std::move(record));
-  fit_records(kEntriesRecordBytesTarget);
+  append_split(std::move(record), kEntriesRecordBytesTarget);
 }
 
-bool WalBatch::fit_records(uint64_t payload_bytes_max) {
+bool WalBatch::append_split(WalRecord record, uint64_t payload_bytes_max) {
   // An entries record's header (group, count, first index) is at most 30
   // bytes: three 10-byte varints.
   constexpr uint64_t kHeaderBytesMax = 30;
   bool fits = true;
-  std::vector<WalRecord> out;
-  out.reserve(records_.size());
-  for (WalRecord& record : records_) {
-    if (record.type != RecordType::kEntries ||
-        encoded_payload_bytes(record) <= payload_bytes_max) {
-      out.push_back(std::move(record));
-      continue;
+  WalRecord piece;
+  piece.type = RecordType::kEntries;
+  piece.group = record.group;
+  uint64_t bytes = kHeaderBytesMax;
+  for (raft::Entry& entry : record.entries) {
+    const uint64_t entry_bytes = encoded_entry_bytes(entry);
+    if (!piece.entries.empty() && bytes + entry_bytes > payload_bytes_max) {
+      entries_payload_bytes_max_ = std::max(entries_payload_bytes_max_, bytes);
+      records_.push_back(std::move(piece));
+      piece = WalRecord{};
+      piece.type = RecordType::kEntries;
+      piece.group = record.group;
+      bytes = kHeaderBytesMax;
     }
-    WalRecord piece;
-    piece.type = RecordType::kEntries;
-    piece.group = record.group;
-    uint64_t bytes = kHeaderBytesMax;
-    for (raft::Entry& entry : record.entries) {
-      const uint64_t entry_bytes = encoded_entry_bytes(entry);
-      if (!piece.entries.empty() && bytes + entry_bytes > payload_bytes_max) {
-        out.push_back(std::move(piece));
-        piece = WalRecord{};
-        piece.type = RecordType::kEntries;
-        piece.group = record.group;
-        bytes = kHeaderBytesMax;
-      }
-      if (kHeaderBytesMax + entry_bytes > payload_bytes_max) fits = false;
-      bytes += entry_bytes;
-      piece.entries.push_back(std::move(entry));
-    }
-    out.push_back(std::move(piece));
+    if (kHeaderBytesMax + entry_bytes > payload_bytes_max) fits = false;
+    bytes += entry_bytes;
+    piece.entries.push_back(std::move(entry));
   }
-  records_ = std::move(out);
+  entries_payload_bytes_max_ = std::max(entries_payload_bytes_max_, bytes);
+  records_.push_back(std::move(piece));
+  return fits;
+}
+
+bool WalBatch::fit_records(uint64_t payload_bytes_max) {
+  // The usual case: every record already fits (an upper bound says so).
+  if (entries_payload_bytes_max_ <= payload_bytes_max) return true;
+  std::vector<WalRecord> records = std::move(records_);
+  records_.clear();
+  entries_payload_bytes_max_ = 0;
+  bool fits = true;
+  for (WalRecord& record : records) {
+    if (record.type == RecordType::kEntries) {
+      fits = append_split(std::move(record), payload_bytes_max) && fits;
+    } else {
+      records_.push_back(std::move(record));
+    }
+  }
   return fits;
 }
 
@@ -241,8 +249,7 @@ Status Wal::recover(const Visitor& visit) {
         Result<std::unique_ptr<WritableFile>> writer = files_.open_writable(path, false);
         if (!writer) return writer.error();
         if (Status status = (*writer)->truncate(offset); !status) return status;
-        if (Status status = (*writer)->sync(); !status) return status;
-        data.resize(offset);
+        data.resize(offset);  // the fsync of the last segment below makes it durable
         break;
       }
       Result<WalRecord> record = decode_wal_record(static_cast<RecordType>(frame.type), frame.payload, options_.record_bytes_max);

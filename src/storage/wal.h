@@ -99,8 +99,15 @@ class WalBatch {
   bool empty() const { return records_.empty(); }
 
  private:
+  // Appends `record` (entries) split into pieces of at most
+  // `payload_bytes_max`; false if one entry alone is over it.
+  bool append_split(WalRecord record, uint64_t payload_bytes_max);
+
   std::vector<WalRecord> records_;
   uint64_t bytes_ = 0;
+  // An upper bound of every entries record's payload (header counted at its
+  // largest), so fitting a batch that already fits costs nothing.
+  uint64_t entries_payload_bytes_max_ = 0;
 };
 
 struct WalWriteResult {
