@@ -2,6 +2,8 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 namespace synod::cli {
 
@@ -12,5 +14,25 @@ struct DemoOptions {
 
 // Runs the in-process Raft demonstration; returns the process exit status.
 int run_demo(const DemoOptions& options);
+
+struct SimCommandOptions {
+  uint64_t seed = 1;
+  uint64_t seeds = 0;  // run first_seed .. first_seed + seeds - 1 when set
+  uint64_t first_seed = 1;
+  uint64_t replay = 0;  // rerun this seed, printing its whole trace
+  int nodes = 5;
+  int clients = 10;
+  double duration_seconds = 60;
+  std::string faults = "all";
+  std::vector<std::string> bugs;
+  bool list_bugs = false;
+  bool list_faults = false;
+  bool stop_on_failure = false;
+  std::string out_dir = "sim-failures";
+};
+
+// Runs the deterministic simulator; 0 when every seed passes, 1 when a check
+// fails, 2 on bad arguments.
+int run_sim(const SimCommandOptions& options);
 
 }  // namespace synod::cli

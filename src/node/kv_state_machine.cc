@@ -229,7 +229,7 @@ Result<std::vector<AppliedEntry>> KvStateMachine::apply(const std::vector<raft::
   Overlay overlay(engine_);
   AppliedState next = applied_;
   for (const raft::Entry& entry : entries) {
-    AppliedEntry applied{entry.index, std::nullopt, false};
+    AppliedEntry applied{entry.index, std::nullopt, false, 0, 0};
     if (entry.index <= applied_.index) {
       out.push_back(std::move(applied));  // applied before a restart
       continue;
@@ -251,8 +251,10 @@ Result<std::vector<AppliedEntry>> KvStateMachine::apply(const std::vector<raft::
       continue;
     }
     const Command& command = *decoded;
+    applied.client_id = command.client_id;
+    applied.sequence = command.sequence;
     const std::string session = session_key(command.client_id);
-    if (command.client_id != 0) {
+    if (command.client_id != 0 && !SYNOD_BUG(bugs_, base::Bug::kSkipDedupe)) {
       Result<std::optional<std::string>> stored = overlay.get(session);
       if (!stored) return stored.error();
       if (stored->has_value()) {

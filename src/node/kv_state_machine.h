@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "base/bugs.h"
 #include "node/kv_engine.h"
 #include "raft/types.h"
 
@@ -70,6 +71,10 @@ struct AppliedEntry {
   // entries skipped because they were applied before a restart.
   std::optional<CommandReply> reply;
   bool deduplicated = false;  // a retry answered from the dedupe table
+  // Whose command it was (zero when there was none), so a host can route
+  // the reply to the request waiting for it.
+  uint64_t client_id = 0;
+  uint64_t sequence = 0;
 };
 
 struct AppliedState {
@@ -90,6 +95,8 @@ class KvStateMachine {
   // unless nothing was ever applied.
   base::Status bootstrap(const AppliedState& state);
   const AppliedState& applied() const { return applied_; }
+  // Injected bugs (the simulator only; base/bugs.h).
+  void set_bugs(base::BugSet bugs) { bugs_ = bugs; }
 
   // Applies committed entries in one atomic engine batch. Entries at or
   // below the applied index are skipped. `conf_state`, when given, is the
@@ -116,6 +123,7 @@ class KvStateMachine {
   raft::GroupId group_;
   KvEngine* engine_;
   AppliedState applied_;
+  base::BugSet bugs_;
 };
 
 }  // namespace synod::node

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "base/bugs.h"
 #include "base/result.h"
 #include "raft/types.h"
 
@@ -67,6 +68,8 @@ struct Config {
   bool disable_proposal_forwarding = false;
   // Do not step down when a leader of a newer term is seen only in a vote.
   bool step_down_on_removal = true;
+  // Injected protocol bugs; only the simulator sets any (base/bugs.h).
+  base::BugSet bugs;
 
   base::Status validate() const;
 };

@@ -355,7 +355,9 @@ void Raft::handle_vote_request(const Message& m) {
   // voted and know no leader this term, or if this is a pre-vote for a
   // later term (a pre-vote promises nothing).
   const bool can_vote = vote_ == m.from || (vote_.is_none() && leader_.is_none()) ||
-                        (m.type == MessageType::kPreVote && m.term > term_);
+                        (m.type == MessageType::kPreVote && m.term > term_) ||
+                        (SYNOD_BUG(config_.bugs, base::Bug::kDoubleVote) && m.type == MessageType::kVote &&
+                         role_ == Role::kFollower);
   Message resp;
   resp.to = m.from;
   resp.type = vote_response_type(m.type);
@@ -673,7 +675,13 @@ void Raft::handle_snapshot_response(const Message& m, Progress& pr) {
 
 bool Raft::maybe_commit() {
   const LogIndex before = log_.committed();
-  const bool advanced = log_.maybe_commit(tracker_.committed(), term_);
+  const LogIndex quorum_index = tracker_.committed();
+  // The injected bug skips Raft's rule that only an entry of the leader's own
+  // term is committed by counting replicas.
+  const Term required = SYNOD_BUG(config_.bugs, base::Bug::kCommitPriorTermByCount)
+                            ? log_.term_or_zero(quorum_index)
+                            : term_;
+  const bool advanced = log_.maybe_commit(quorum_index, required);
   SYNOD_ASSERT(log_.committed() >= before, "commit index went backwards");
   return advanced;
 }

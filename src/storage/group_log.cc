@@ -26,7 +26,13 @@ Status GroupLog::apply(const WalRecord& record, RecordLocation location) {
   switch (record.type) {
     case RecordType::kSegmentHeader: return {};
     case RecordType::kEntries: return apply_entries(record.entries, location);
-    case RecordType::kHardState: hard_state_ = record.hard_state; return {};
+    case RecordType::kHardState:
+      hard_state_ = record.hard_state;
+      // A snapshot holds only committed entries, so the commit index is at
+      // least its index even when the hard state written with it was lost
+      // (a crash tore the batch after the marker).
+      hard_state_.commit = std::max(hard_state_.commit, snapshot_.index);
+      return {};
     case RecordType::kSnapshot: return apply_snapshot(record.snapshot, record.snapshot_mode);
   }
   return {};
@@ -69,6 +75,7 @@ Status GroupLog::apply_entries(const std::vector<Entry>& entries, RecordLocation
 }
 
 Status GroupLog::apply_snapshot(const raft::SnapshotMeta& meta, SnapshotMode mode) {
+  hard_state_.commit = std::max(hard_state_.commit, meta.index);  // see kHardState above
   if (mode == SnapshotMode::kInstall) {
     snapshot_ = meta;
     slots_.clear();

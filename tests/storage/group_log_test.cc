@@ -181,3 +181,34 @@ TEST_F(GroupLogTest, EntriesLeavingAGapAreRefusedOnceRecovered) {
 
 }  // namespace
 }  // namespace synod::storage
+
+namespace synod::storage {
+namespace {
+
+// Found by the simulator (synod sim --seed 3 --duration 60, and seeds 20,
+// 58): a crash tore a batch after its snapshot install marker, so the hard
+// state written with it was lost and the older one on disk said commit 2
+// with the log starting at 372. Raft refused to start. A snapshot holds only
+// committed entries, so its index is a floor for the commit index.
+TEST_F(GroupLogTest, SnapshotMarkerIsAFloorForTheCommitIndexWhenItsHardStateWasLost) {
+  open();
+  WalBatch old_state;
+  old_state.add_hard_state(kGroup, HardState{Term{2}, NodeId{1}, LogIndex{2}});
+  ASSERT_TRUE(log_->write(old_state).ok());
+  write_marker(371, 3, SnapshotMode::kInstall);  // its hard state never made it
+  open();
+  auto initial = group().initial_state();
+  ASSERT_TRUE(initial.ok());
+  EXPECT_EQ(initial->hard_state.commit, LogIndex{371});
+  EXPECT_EQ(initial->hard_state.term, Term{2});
+  // A hard state written later with a stale commit does not lower it either.
+  WalBatch stale;
+  stale.add_hard_state(kGroup, HardState{Term{3}, NodeId{1}, LogIndex{5}});
+  ASSERT_TRUE(log_->write(stale).ok());
+  EXPECT_EQ(group().hard_state().commit, LogIndex{371});
+  write_marker(380, 3, SnapshotMode::kInstall);
+  EXPECT_EQ(group().hard_state().commit, LogIndex{380});
+}
+
+}  // namespace
+}  // namespace synod::storage

@@ -1,0 +1,423 @@
+#include "node/node.h"
+
+#include <algorithm>
+
+#include "base/assert.h"
+#include "raft/confchange.h"
+#include "raft/raft.h"
+#include "raft/storage.h"
+
+namespace synod::node {
+
+using base::Error;
+using base::Errc;
+using raft::NodeId;
+
+std::string_view response_status_name(Response::Status status) {
+  switch (status) {
+    case Response::Status::kOk: return "ok";
+    case Response::Status::kUnavailable: return "unavailable";
+    case Response::Status::kTimeout: return "timeout";
+  }
+  return "?";
+}
+
+namespace {
+
+// ReadIndex contexts carry the request's handle, 8 bytes little-endian.
+base::Bytes read_context(uint64_t handle) {
+  std::string bytes(8, '\0');
+  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>(handle >> (8 * i));
+  return base::Bytes(std::move(bytes));
+}
+
+std::optional<uint64_t> read_handle(const base::Bytes& context) {
+  if (context.size() != 8) return std::nullopt;
+  uint64_t handle = 0;
+  for (int i = 0; i < 8; ++i) {
+    handle |= uint64_t{static_cast<uint8_t>(context.view()[i])} << (8 * i);
+  }
+  return handle;
+}
+
+Response unavailable(std::string reason) {
+  Response response;
+  response.status = Response::Status::kUnavailable;
+  response.reason = std::move(reason);
+  return response;
+}
+
+Response error_reply(std::string message) {
+  Response response;
+  response.reply.kind = CommandReply::Kind::kError;
+  response.reply.error = std::move(message);
+  return response;
+}
+
+}  // namespace
+
+Node::Node(NodeOptions options, KvEngine* engine)
+    : options_(std::move(options)), engine_(engine) {}
+
+base::Result<std::unique_ptr<Node>> Node::create(NodeOptions options, KvEngine* engine) {
+  if (options.raft.storage == nullptr) return Error(Errc::kInvalidArgument, "node needs a log");
+  if (options.request_timeout_ticks == 0) {
+    return Error(Errc::kInvalidArgument, "request_timeout_ticks must be positive");
+  }
+  std::unique_ptr<Node> node(new Node(std::move(options), engine));
+  base::Status started = node->start();
+  if (!started.ok()) return started.error();
+  return node;
+}
+
+base::Status Node::start() {
+  machine_ = std::make_unique<KvStateMachine>(options_.raft.group, engine_);
+  machine_->set_bugs(options_.bugs);
+  base::Status loaded = machine_->load();
+  if (!loaded.ok()) return loaded;
+  // The engine may be ahead of the log's durable commit index (it was synced
+  // for a compaction while the hard state that followed was lost); Raft
+  // starts from the commit index and the machine skips what it has.
+  auto initial = options_.raft.storage->initial_state();
+  if (!initial) return initial.error();
+  options_.raft.applied = std::min(machine_->applied().index, initial->hard_state.commit);
+  options_.raft.bugs = options_.bugs;
+  const raft::LogIndex first = options_.raft.storage->first_index();
+  compacted_ = raft::LogIndex{first.value() - 1};
+  if (machine_->applied().index < compacted_) {
+    return Error(Errc::kCorruption,
+                 "the state machine has applied up to " +
+                     std::to_string(machine_->applied().index.value()) +
+                     " but the log starts after " + std::to_string(compacted_.value()) +
+                     ": entries in between are lost");
+  }
+  auto raw = raft::RawNode::create(options_.raft);
+  if (!raw) return raw.error();
+  raw_ = std::move(*raw);
+  return {};
+}
+
+void Node::tick() {
+  if (failed_) return;
+  ++now_tick_;
+  raw_->tick();
+  expire();
+  dispatch_waiting();
+  pump();
+}
+
+void Node::receive(NodeId from, PeerMessage message) {
+  if (failed_) return;
+  if (auto* m = std::get_if<raft::Message>(&message)) {
+    (void)raw_->step(*m);  // a stale or malformed message changes nothing
+  } else if (auto* forward = std::get_if<ForwardRequest>(&message)) {
+    if (raw_->raft().role() != raft::Role::kLeader) {
+      send(from, ForwardReply{forward->id, unavailable("node " + std::to_string(id().value()) +
+                                                       " is not the leader")});
+    } else {
+      admit(from, forward->id, std::move(forward->request),
+            std::min(forward->ticks_left, options_.request_timeout_ticks));
+    }
+  } else if (auto* reply = std::get_if<ForwardReply>(&message)) {
+    auto it = pending_.find(reply->id);
+    if (it != pending_.end() && it->second.stage == Stage::kForwarded &&
+        it->second.forwarded_to == from) {
+      if (reply->response.status == Response::Status::kUnavailable) {
+        it->second.stage = Stage::kWaiting;  // try again on the next tick
+      } else {
+        finish(reply->id, std::move(reply->response));
+      }
+    }
+  }
+  pump();
+}
+
+void Node::submit(uint64_t id, Request request) {
+  if (failed_) return;
+  admit(NodeId{}, id, std::move(request), options_.request_timeout_ticks);
+  pump();
+}
+
+void Node::persisted() {
+  SYNOD_ASSERT(persist_outstanding_, "persisted() without a write in flight");
+  persist_outstanding_ = false;
+  if (in_flight_) finish_ready();
+  pump();
+}
+
+NodeId Node::leader() const { return raw_->raft().leader(); }
+
+NodeOutput Node::take_output() { return std::exchange(output_, NodeOutput{}); }
+
+// ---- Requests --------------------------------------------------------------
+
+void Node::admit(NodeId origin, uint64_t origin_id, Request request, uint64_t ticks) {
+  auto reject = [&](Response response) {
+    if (origin.is_none()) {
+      output_.responses.emplace_back(origin_id, std::move(response));
+    } else {
+      send(origin, ForwardReply{origin_id, std::move(response)});
+    }
+  };
+  const std::string& key =
+      request.kind == Request::Kind::kRead ? request.key : request.command.key;
+  if (key.size() > kMaxUserKeyBytes) {
+    return reject(error_reply("ERR key is " + std::to_string(key.size()) +
+                              " bytes; the limit is " + std::to_string(kMaxUserKeyBytes)));
+  }
+  if (request.kind == Request::Kind::kWrite && request.command.client_id == 0) {
+    return reject(error_reply("ERR a write needs a client session (client id)"));
+  }
+  if (pending_.size() >= options_.pending_requests_max) {
+    return reject(unavailable("node " + std::to_string(id().value()) + " has " +
+                              std::to_string(pending_.size()) + " requests open"));
+  }
+  const uint64_t handle = next_handle_++;
+  Pending& p = pending_[handle];
+  p.origin = origin;
+  p.origin_id = origin_id;
+  p.request = std::move(request);
+  p.deadline_tick = now_tick_ + std::max<uint64_t>(ticks, 1);
+  dispatch(handle);
+}
+
+void Node::dispatch(uint64_t handle) {
+  Pending& p = pending_.at(handle);
+  const raft::Raft& raft = raw_->raft();
+  if (raft.role() == raft::Role::kLeader) {
+    if (p.request.kind == Request::Kind::kWrite) {
+      const Command& command = p.request.command;
+      if (!raw_->propose(base::Bytes(encode_command(command))).ok()) {
+        p.stage = Stage::kWaiting;  // dropped (a transfer, the uncommitted cap): retry
+        return;
+      }
+      p.stage = Stage::kProposed;
+      p.left_node = true;
+      writes_[{command.client_id, command.sequence}].push_back(handle);
+      return;
+    }
+    if (SYNOD_BUG(options_.bugs, base::Bug::kStaleLeaderRead)) {
+      auto value = machine_->get(p.request.key);
+      if (!value) return fail(value.error());
+      Response response;
+      response.value = std::move(*value);
+      return finish(handle, std::move(response));
+    }
+    p.stage = Stage::kReading;
+    p.left_node = true;
+    raw_->read_index(read_context(handle));
+    return;
+  }
+  const NodeId leader = raft.leader();
+  if (!leader.is_none() && leader != id()) {
+    p.stage = Stage::kForwarded;
+    p.forwarded_to = leader;
+    p.left_node = true;
+    send(leader, ForwardRequest{handle, p.request, p.deadline_tick - now_tick_});
+    return;
+  }
+  p.stage = Stage::kWaiting;
+}
+
+void Node::dispatch_waiting() {
+  const raft::Raft& raft = raw_->raft();
+  const bool leading = raft.role() == raft::Role::kLeader;
+  std::vector<uint64_t> again;
+  for (auto& [handle, p] : pending_) {
+    const bool stranded =
+        // Proposed or asked for a read as leader, and no longer leading: the
+        // new leader is asked (a write's dedupe id makes that safe).
+        ((p.stage == Stage::kProposed || p.stage == Stage::kReading) && !leading) ||
+        // Sent to a node that is no longer the leader we know.
+        (p.stage == Stage::kForwarded && p.forwarded_to != raft.leader() &&
+         !raft.leader().is_none());
+    if (p.stage == Stage::kWaiting || stranded) again.push_back(handle);
+  }
+  for (uint64_t handle : again) {
+    Pending& p = pending_.at(handle);
+    if (p.origin != NodeId{} && !leading) {
+      // A forwarded request is served only by a leader; the forwarder retries.
+      finish(handle, unavailable("node " + std::to_string(id().value()) + " lost leadership"));
+      continue;
+    }
+    if (p.stage == Stage::kProposed) {
+      auto it = writes_.find({p.request.command.client_id, p.request.command.sequence});
+      if (it != writes_.end()) std::erase(it->second, handle);
+      if (it != writes_.end() && it->second.empty()) writes_.erase(it);
+    }
+    dispatch(handle);
+  }
+}
+
+void Node::finish(uint64_t handle, Response response) {
+  auto it = pending_.find(handle);
+  if (it == pending_.end()) return;
+  Pending p = std::move(it->second);
+  pending_.erase(it);
+  if (p.request.kind == Request::Kind::kWrite) {
+    auto w = writes_.find({p.request.command.client_id, p.request.command.sequence});
+    if (w != writes_.end()) {
+      std::erase(w->second, handle);
+      if (w->second.empty()) writes_.erase(w);
+    }
+  }
+  if (p.origin.is_none()) {
+    output_.responses.emplace_back(p.origin_id, std::move(response));
+  } else {
+    send(p.origin, ForwardReply{p.origin_id, std::move(response)});
+  }
+}
+
+void Node::expire() {
+  std::vector<uint64_t> expired;
+  for (const auto& [handle, p] : pending_) {
+    if (p.deadline_tick <= now_tick_) expired.push_back(handle);
+  }
+  for (uint64_t handle : expired) {
+    const Pending& p = pending_.at(handle);
+    Response response;
+    if (p.left_node) {
+      response.status = Response::Status::kTimeout;
+      response.reason = "no answer within the request deadline; the request may still take effect";
+    } else {
+      response = unavailable("no leader known within the request deadline");
+    }
+    finish(handle, std::move(response));
+  }
+}
+
+void Node::serve_reads() {
+  const raft::LogIndex applied = machine_->applied().index;
+  std::vector<uint64_t> ready;
+  for (const auto& [handle, p] : pending_) {
+    if (p.stage == Stage::kReadReady && p.read_index <= applied) ready.push_back(handle);
+  }
+  for (uint64_t handle : ready) {
+    auto value = machine_->get(pending_.at(handle).request.key);
+    if (!value) return fail(value.error());
+    Response response;
+    response.value = std::move(*value);
+    finish(handle, std::move(response));
+  }
+}
+
+// ---- Raft ------------------------------------------------------------------
+
+void Node::pump() {
+  while (!failed_ && !persist_outstanding_) {
+    if (raw_->has_ready()) {
+      take_ready();
+      continue;  // a Ready with nothing to persist is finished at once
+    }
+    if (compact_wanted_) {
+      PersistRequest request;
+      request.compact = std::exchange(compact_wanted_, std::nullopt);
+      output_.persist = std::move(request);
+      persist_outstanding_ = true;
+    }
+    break;
+  }
+}
+
+void Node::take_ready() {
+  raft::Ready rd = raw_->ready();
+  for (raft::Message& m : rd.messages) send(m.to, std::move(m));
+  rd.messages.clear();
+  if (rd.snapshot) {
+    // The engine holds the snapshot durably before the log says it starts
+    // after it; a crash in between replays entries the engine skips.
+    base::Status installed = machine_->install(*rd.snapshot, {.sync = true});
+    if (!installed.ok()) return fail(installed.error());
+    compacted_ = std::max(compacted_, rd.snapshot->meta.index);
+  }
+  if (SYNOD_BUG(options_.bugs, base::Bug::kAckBeforeFsync)) {
+    for (raft::Message& m : rd.messages_after_persist) send(m.to, std::move(m));
+    rd.messages_after_persist.clear();
+  }
+  for (const raft::ReadState& state : rd.read_states) {
+    const std::optional<uint64_t> handle = read_handle(state.context);
+    if (!handle) continue;
+    auto it = pending_.find(*handle);
+    if (it != pending_.end() && it->second.stage == Stage::kReading) {
+      it->second.stage = Stage::kReadReady;
+      it->second.read_index = state.index;
+    }
+  }
+  PersistRequest request;
+  request.hard_state = rd.hard_state;
+  request.entries = rd.entries;
+  if (rd.snapshot) request.snapshot = rd.snapshot->meta;
+  request.compact = std::exchange(compact_wanted_, std::nullopt);
+  request.sync = rd.must_sync || rd.snapshot.has_value();
+  in_flight_ = std::move(rd);
+  if (!request.hard_state && request.entries.empty() && !request.snapshot && !request.compact) {
+    finish_ready();
+    return;
+  }
+  output_.persist = std::move(request);
+  persist_outstanding_ = true;
+}
+
+void Node::finish_ready() {
+  raft::Ready rd = std::move(*in_flight_);
+  in_flight_.reset();
+  for (raft::Message& m : rd.messages_after_persist) send(m.to, std::move(m));
+  if (!rd.committed_entries.empty()) {
+    apply(rd.committed_entries);
+    if (failed_) return;
+  }
+  raw_->advance();
+  serve_reads();
+  maybe_compact();
+}
+
+void Node::apply(const std::vector<raft::Entry>& entries) {
+  std::optional<raft::ConfState> conf;
+  for (const raft::Entry& entry : entries) {
+    if (entry.type != raft::EntryType::kConfChange || entry.index <= machine_->applied().index) {
+      continue;
+    }
+    auto change = raft::decode_conf_change(entry.data.view());
+    if (!change) continue;  // every replica skips the same bytes
+    conf = raw_->apply_conf_change(*change);
+  }
+  auto results = machine_->apply(entries, conf ? &*conf : nullptr);
+  if (!results) return fail(results.error());
+  for (const AppliedEntry& applied : *results) {
+    if (!applied.reply || applied.client_id == 0) continue;
+    auto it = writes_.find({applied.client_id, applied.sequence});
+    if (it == writes_.end()) continue;
+    const std::vector<uint64_t> handles = it->second;
+    for (uint64_t handle : handles) {
+      Response response;
+      response.reply = *applied.reply;
+      finish(handle, std::move(response));
+    }
+  }
+  if (options_.report_applied) {
+    output_.applied.insert(output_.applied.end(), entries.begin(), entries.end());
+  }
+}
+
+void Node::maybe_compact() {
+  const AppliedState& applied = machine_->applied();
+  if (options_.compact_every_entries == 0 ||
+      applied.index.value() < compacted_.value() + options_.compact_every_entries) {
+    return;
+  }
+  // The log may drop only what the engine holds durably.
+  base::Status synced = engine_->sync();
+  if (!synced.ok()) return fail(synced.error());
+  compact_wanted_ = raft::SnapshotMeta{applied.index, applied.term, applied.conf_state};
+  compacted_ = applied.index;
+}
+
+void Node::fail(const Error& error) {
+  if (!failed_) failed_ = error;
+}
+
+void Node::send(NodeId to, PeerMessage message) {
+  output_.messages.push_back(Envelope{to, std::move(message)});
+}
+
+}  // namespace synod::node

@@ -1,0 +1,1172 @@
+#include "sim/simulator.h"
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <queue>
+#include <set>
+
+#include "base/assert.h"
+#include "base/frame.h"
+#include "base/rng.h"
+#include "node/node.h"
+#include "raft/raft.h"
+#include "sim/network.h"
+#include "storage/faulty_file_system.h"
+#include "storage/group_log.h"
+#include "storage/mem_kv_engine.h"
+
+namespace synod::sim {
+
+const FaultInfo kFaults[kFaultCount] = {
+    {Fault::kPartition, "partition",
+     "random halves, isolated leader, bridge, majorities ring; then heal"},
+    {Fault::kNetwork, "network", "message loss, duplication and reordering"},
+    {Fault::kWan, "wan", "nodes spread over three regions with 20-140 ms links between them"},
+    {Fault::kCrash, "crash", "kill a process, losing what it had not fsynced; restart it later"},
+    {Fault::kPause, "pause", "freeze a process (a GC pause) for up to 3 s, then resume it"},
+    {Fault::kDisk, "disk", "slow fsyncs (20-300 ms); a crash during a WAL write tears its tail"},
+    {Fault::kClock, "clock", "per-node timer drift up to 5% and forward jumps of up to 1 s"},
+};
+
+std::string FaultSet::to_string() const {
+  if (empty()) return "none";
+  std::string text;
+  for (const FaultInfo& info : kFaults) {
+    if (!has(info.fault)) continue;
+    if (!text.empty()) text += ",";
+    text += info.name;
+  }
+  return text;
+}
+
+base::Result<FaultSet> parse_faults(std::string_view text) {
+  if (text == "all") return FaultSet::all();
+  FaultSet set;
+  if (text == "none") return set;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = std::min(text.find(',', start), text.size());
+    const std::string_view name = text.substr(start, comma - start);
+    bool known = false;
+    for (const FaultInfo& info : kFaults) {
+      if (info.name == name) {
+        set.add(info.fault);
+        known = true;
+      }
+    }
+    if (!known) {
+      std::string names;
+      for (const FaultInfo& info : kFaults) names += std::string(names.empty() ? "" : ", ") + std::string(info.name);
+      return base::Error(base::Errc::kInvalidArgument,
+                         "unknown fault \"" + std::string(name) + "\"; known: " + names +
+                             " (or all, none)");
+    }
+    start = comma + 1;
+  }
+  return set;
+}
+
+base::Status SimOptions::validate() const {
+  auto bad = [](std::string why) { return base::Status(base::Error(base::Errc::kInvalidArgument, why)); };
+  if (nodes < 1 || nodes > 9) return bad("nodes must be between 1 and 9");
+  if (clients < 1 || clients > 1000) return bad("clients must be between 1 and 1000");
+  if (duration_ns == 0) return bad("duration must be positive");
+  if (liveness_bound_ns < 1'000'000'000) return bad("the liveness bound must be at least 1 s");
+  return check.validate();
+}
+
+std::string digest_hex(uint64_t digest) {
+  char text[17];
+  std::snprintf(text, sizeof text, "%016" PRIx64, digest);
+  return text;
+}
+
+std::string describe_stats(const SimStats& s) {
+  char text[512];
+  std::snprintf(text, sizeof text,
+                "%.1f simulated s, %" PRIu64 " ops (%" PRIu64 " ok, %" PRIu64 " fail, %" PRIu64
+                " unknown), %" PRIu64 " leaders, %" PRIu64 " crashes (%" PRIu64 " torn), %" PRIu64
+                " pauses, %" PRIu64 " partitions, %" PRIu64 " slow disks, %" PRIu64
+                " clock jumps, %" PRIu64 " snapshots, %" PRIu64 " compactions, %" PRIu64
+                " messages",
+                static_cast<double>(s.simulated_ns) / 1e9, s.operations, s.operations_ok,
+                s.operations_fail, s.operations_unknown, s.leaders_elected, s.crashes,
+                s.torn_writes, s.pauses, s.partitions, s.slow_disks, s.clock_jumps,
+                s.snapshots_installed, s.compactions, s.messages_delivered);
+  return text;
+}
+
+namespace {
+
+using namespace synod::raft;
+using node::PeerMessage;
+using node::Request;
+using node::Response;
+
+constexpr GroupId kGroup{1};
+constexpr uint64_t kMs = 1'000'000;
+constexpr uint64_t kSecond = 1'000 * kMs;
+constexpr uint64_t kTickNs = 10 * kMs;
+constexpr int kElectionTicks = 20;
+constexpr int kHeartbeatTicks = 2;
+constexpr uint64_t kRequestTimeoutTicks = 100;
+constexpr uint64_t kAttemptTimeoutNs = 1500 * kMs;
+constexpr int kAttemptsMax = 3;
+constexpr size_t kPausedBacklogMax = 20'000;
+const char* const kRegisterKeys[] = {"r0", "r1", "r2"};
+const char* const kCounterKeys[] = {"c0", "c1"};
+const char* const kRegions[] = {"us-east", "eu-west", "ap-south"};
+
+enum class Phase : uint8_t { kFaults, kLiveness, kSettle, kDone };
+
+struct SimNode {
+  uint64_t id = 0;
+  std::unique_ptr<storage::FaultyFileSystem> disk;
+  std::unique_ptr<storage::MemKvEngine> engine;
+  std::unique_ptr<storage::DurableLog> log;
+  std::unique_ptr<node::Node> node;
+  enum class State : uint8_t { kUp, kPaused, kDown } state = State::kUp;
+  uint64_t epoch = 0;  // bumped by every crash: events of a past life are ignored
+  uint64_t tick_ns = kTickNs;
+  uint64_t slow_fsync_until = 0;
+  bool crash_during_next_sync = false;
+  std::optional<node::PersistRequest> persisting;
+  std::vector<std::function<void()>> backlog;  // what arrived while paused
+  // What the checks saw last.
+  Role role = Role::kFollower;
+  Term term;
+  LogIndex commit;
+  uint64_t restarts = 0;
+};
+
+struct SimClient {
+  uint64_t id = 0;
+  uint64_t sequence = 0;  // of the last write sent
+  bool busy = false;
+  Operation op;
+  Request request;
+  int attempts = 0;
+  bool any_timeout = false;
+  uint64_t attempt_id = 0;  // the request id of the attempt in flight
+  uint64_t node = 0;        // the node it talks to
+  uint64_t ok_after_heal = 0;
+  std::map<std::string, std::optional<std::string>> last_read;
+};
+
+struct Event {
+  uint64_t at = 0;
+  uint64_t sequence = 0;
+  std::function<void()> run;
+};
+struct EventLater {
+  bool operator()(const Event& a, const Event& b) const {
+    if (a.at != b.at) return a.at > b.at;
+    return a.sequence > b.sequence;
+  }
+};
+
+class Simulation {
+ public:
+  explicit Simulation(const SimOptions& options)
+      : options_(options),
+        rng_(options.seed),
+        nemesis_rng_(rng_.fork()),
+        client_rng_(rng_.fork()),
+        latency_rng_(rng_.fork()),
+        network_(rng_.fork(), network_options(options)) {
+    result_.seed = options.seed;
+  }
+
+  SimResult run() {
+    setup();
+    while (!events_.empty() && phase_ != Phase::kDone && result_.violation.empty()) {
+      const uint64_t next_event = events_.top().at;
+      const std::optional<uint64_t> next_message = network_.next_delivery_time();
+      if (next_message && *next_message <= next_event) {
+        now_ = *next_message;
+        for (auto& delivery : network_.deliver_until(now_)) deliver(std::move(delivery));
+        continue;
+      }
+      Event event = std::move(const_cast<Event&>(events_.top()));
+      events_.pop();
+      now_ = event.at;
+      result_.stats.events++;
+      event.run();
+    }
+    finish();
+    return std::move(result_);
+  }
+
+ private:
+  static SimNetworkOptions network_options(const SimOptions& options) {
+    SimNetworkOptions network;
+    if (options.faults.has(Fault::kNetwork)) {
+      network.loss_probability = 0.01;
+      network.duplicate_probability = 0.01;
+      network.reorder_probability = 0.02;
+    }
+    return network;
+  }
+
+  // ---- Set-up --------------------------------------------------------------
+
+  void setup() {
+    ConfState conf;
+    for (int i = 1; i <= options_.nodes; ++i) conf.voters.push_back(NodeId{static_cast<uint64_t>(i)});
+    for (int i = 1; i <= options_.nodes; ++i) {
+      const uint64_t id = static_cast<uint64_t>(i);
+      SimNode& n = nodes_[id];
+      n.id = id;
+      n.disk = std::make_unique<storage::FaultyFileSystem>(rng_.next());
+      n.engine = std::make_unique<storage::MemKvEngine>();
+      const bool wan = options_.faults.has(Fault::kWan);
+      network_.add_node(id, wan ? kRegions[(id - 1) % 3] : "dc1");
+      if (options_.faults.has(Fault::kClock)) {
+        // Up to 5% fast or slow.
+        n.tick_ns = kTickNs - kTickNs / 20 + rng_.uniform(kTickNs / 10 + 1);
+      }
+      bootstrap(n, conf);
+    }
+    for (auto& [id, n] : nodes_) {
+      if (!start(n)) return;
+    }
+    for (int c = 1; c <= options_.clients; ++c) {
+      SimClient& client = clients_[static_cast<uint64_t>(c)];
+      client.id = static_cast<uint64_t>(c);
+      client.node = static_cast<uint64_t>((c - 1) % options_.nodes + 1);
+      schedule(client_rng_.uniform(50 * kMs), [this, c] { client_wake(static_cast<uint64_t>(c)); });
+    }
+    if (!options_.faults.empty()) schedule(nemesis_delay(), [this] { nemesis(); });
+    schedule(options_.duration_ns, [this] { heal_all(); });
+    trace("start: " + std::to_string(options_.nodes) + " nodes, " +
+          std::to_string(options_.clients) + " clients, faults " + options_.faults.to_string() +
+          (options_.bugs.empty() ? std::string() : ", bug " + bug_names()));
+  }
+
+  std::string bug_names() const {
+    std::string names;
+    for (const base::BugInfo& info : base::kBugs) {
+      if (options_.bugs.has(info.bug)) names += (names.empty() ? "" : ",") + std::string(info.name);
+    }
+    return names;
+  }
+
+  storage::WalOptions wal_options() const {
+    storage::WalOptions wal;
+    wal.dir = "/data/wal";
+    wal.writer_thread = false;
+    wal.segment_bytes_max = 64 * 1024;
+    wal.log = [](const std::string&) {};
+    return wal;
+  }
+
+  void bootstrap(SimNode& n, const ConfState& conf) {
+    auto log = storage::DurableLog::open(*n.disk, wal_options());
+    SYNOD_ASSERT(log.ok(), "a fresh simulated disk opens");
+    storage::WalBatch batch;
+    batch.add_snapshot(kGroup, SnapshotMeta{LogIndex{1}, Term{1}, conf},
+                       storage::SnapshotMode::kInstall);
+    batch.add_hard_state(kGroup, HardState{Term{1}, NodeId{0}, LogIndex{1}});
+    SYNOD_ASSERT((*log)->write(batch).ok(), "bootstrap writes");
+    node::KvStateMachine machine(kGroup, n.engine.get());
+    SYNOD_ASSERT(machine.bootstrap(node::AppliedState{LogIndex{1}, Term{1}, conf}).ok(),
+                 "bootstrap applies");
+  }
+
+  // Opens the node's disk and starts its process; false (with a violation)
+  // if recovery fails.
+  bool start(SimNode& n) {
+    auto log = storage::DurableLog::open(*n.disk, wal_options(),
+                                         storage::GroupLogOptions{256 * 1024});
+    if (!log.ok()) {
+      violation("node " + std::to_string(n.id) + " cannot recover from its disk: " +
+                log.error().to_string());
+      return false;
+    }
+    n.log = std::move(*log);
+    node::NodeOptions options;
+    options.raft.id = NodeId{n.id};
+    options.raft.group = kGroup;
+    options.raft.storage = &n.log->group(kGroup);
+    options.raft.election_tick = kElectionTicks;
+    options.raft.heartbeat_tick = kHeartbeatTicks;
+    options.raft.random_seed = rng_.next();
+    options.raft.max_size_per_msg_bytes = 16 * 1024;
+    options.raft.max_inflight_msgs = 64;
+    options.raft.snapshot_chunk_bytes = 2048;
+    options.request_timeout_ticks = kRequestTimeoutTicks;
+    options.compact_every_entries = 300;
+    options.report_applied = true;
+    options.bugs = options_.bugs;
+    auto made = node::Node::create(std::move(options), n.engine.get());
+    if (!made.ok()) {
+      violation("node " + std::to_string(n.id) + " cannot start: " + made.error().to_string());
+      return false;
+    }
+    n.node = std::move(*made);
+    node::Node* process = n.node.get();
+    n.log->group(kGroup).set_snapshot_source([process] { return process->machine().snapshot(); });
+    n.state = SimNode::State::kUp;
+    n.role = Role::kFollower;
+    n.term = process->raw().raft().term();
+    n.commit = process->raw().raft().log().committed();
+    const uint64_t epoch = n.epoch;
+    const uint64_t id = n.id;
+    schedule(n.tick_ns, [this, id, epoch] { tick(id, epoch); });
+    return true;
+  }
+
+  // ---- Scheduling and the trace -----------------------------------------------
+
+  void schedule(uint64_t delay_ns, std::function<void()> run) {
+    events_.push(Event{now_ + delay_ns, next_event_sequence_++, std::move(run)});
+  }
+
+  void trace(const std::string& what) {
+    char stamp[32];
+    std::snprintf(stamp, sizeof stamp, "%4" PRIu64 ".%06" PRIu64 " ", now_ / kSecond,
+                  (now_ % kSecond) / 1000);
+    std::string line = stamp + what;
+    digest_ = base::checksum64(line, digest_);
+    if (options_.trace_sink) options_.trace_sink(line);
+    trace_.push_back(std::move(line));
+    if (options_.trace_lines_kept != 0 && trace_.size() > options_.trace_lines_kept) {
+      trace_.pop_front();
+    }
+  }
+
+  void violation(const std::string& what) {
+    if (!result_.violation.empty()) return;
+    result_.violation = what;
+    trace("VIOLATION: " + what);
+  }
+
+  // ---- Nodes ------------------------------------------------------------------
+
+  SimNode* up_node(uint64_t id, uint64_t epoch) {
+    auto it = nodes_.find(id);
+    if (it == nodes_.end() || it->second.epoch != epoch ||
+        it->second.state == SimNode::State::kDown) {
+      return nullptr;
+    }
+    return &it->second;
+  }
+
+  // Runs `action` on the node now, or when it resumes if it is paused.
+  void on_node(SimNode& n, std::function<void()> action) {
+    if (n.state == SimNode::State::kPaused) {
+      if (n.backlog.size() < kPausedBacklogMax) n.backlog.push_back(std::move(action));
+      return;
+    }
+    action();
+  }
+
+  void tick(uint64_t id, uint64_t epoch) {
+    SimNode* n = up_node(id, epoch);
+    if (n == nullptr) return;
+    schedule(n->tick_ns, [this, id, epoch] { tick(id, epoch); });
+    if (n->state == SimNode::State::kPaused) return;  // a frozen process's timer is late
+    int ticks = 1;
+    if (phase_ == Phase::kFaults && options_.faults.has(Fault::kClock) &&
+        nemesis_rng_.chance(1, 20000)) {
+      // The node's monotonic clock leaps ahead (a VM migration, an NTP step
+      // of a badly configured source): every timer due in the gap fires.
+      ticks = static_cast<int>(nemesis_rng_.between(5, 100));
+      result_.stats.clock_jumps++;
+      trace("n" + std::to_string(id) + " clock jumps " + std::to_string(ticks) + " ticks");
+    }
+    for (int i = 0; i < ticks && n->node; ++i) {
+      n->node->tick();
+      drain(*n);
+    }
+  }
+
+  void deliver(Delivery<PeerMessage> delivery) {
+    result_.stats.messages_delivered++;
+    digest_message(delivery);
+    auto it = nodes_.find(delivery.to);
+    if (it == nodes_.end() || it->second.state == SimNode::State::kDown) return;
+    SimNode& n = it->second;
+    const uint64_t epoch = n.epoch;
+    const uint64_t id = n.id;
+    auto message = std::make_shared<PeerMessage>(std::move(delivery.message));
+    const NodeId from{delivery.from};
+    on_node(n, [this, id, epoch, from, message] {
+      SimNode* target = up_node(id, epoch);
+      if (target == nullptr) return;
+      target->node->receive(from, std::move(*message));
+      drain(*target);
+    });
+  }
+
+  void digest_message(const Delivery<PeerMessage>& delivery) {
+    uint64_t words[6] = {delivery.from, delivery.to, delivery.at, delivery.message.index(), 0, 0};
+    if (const auto* m = std::get_if<Message>(&delivery.message)) {
+      words[4] = (static_cast<uint64_t>(m->type) << 56) ^ m->term.value();
+      words[5] = m->index.value() ^ (m->commit.value() << 32) ^ m->entries.size();
+    } else if (const auto* f = std::get_if<node::ForwardRequest>(&delivery.message)) {
+      words[4] = f->id;
+    } else if (const auto* r = std::get_if<node::ForwardReply>(&delivery.message)) {
+      words[4] = r->id;
+      words[5] = static_cast<uint64_t>(r->response.status);
+    }
+    digest_ = base::checksum64(
+        std::string_view(reinterpret_cast<const char*>(words), sizeof words), digest_);
+  }
+
+  // Carries out what the node asked for, then checks it.
+  void drain(SimNode& n) {
+    if (!n.node) return;
+    node::NodeOutput out = n.node->take_output();
+    for (node::Envelope& envelope : out.messages) {
+      if (const auto* m = std::get_if<Message>(&envelope.message)) {
+        check_promise(n, *m);
+        if (!result_.violation.empty()) return;
+      }
+      const uint64_t to = envelope.to.value();
+      if (!network_.has_node(to)) continue;
+      network_.send(n.id, to, std::move(envelope.message), now_);
+    }
+    for (auto& [request_id, response] : out.responses) respond(request_id, std::move(response));
+    if (!out.applied.empty()) check_applied(n, out.applied);
+    if (out.persist) {
+      SYNOD_ASSERT(!n.persisting, "one write in flight per node");
+      if (out.persist->snapshot) result_.stats.snapshots_installed++;
+      if (out.persist->compact) result_.stats.compactions++;
+      uint64_t delay = 20'000;  // no fsync: a write to the page cache
+      if (out.persist->sync) {
+        delay = 200'000 + latency_rng_.uniform(1'800'000);
+        if (now_ < n.slow_fsync_until) delay = 20 * kMs + latency_rng_.uniform(280 * kMs);
+      }
+      const bool crash_now = out.persist->sync && n.crash_during_next_sync;
+      n.persisting = std::move(out.persist);
+      const uint64_t id = n.id;
+      const uint64_t epoch = n.epoch;
+      if (crash_now) {
+        n.crash_during_next_sync = false;
+        schedule(latency_rng_.uniform(delay), [this, id, epoch] {
+          SimNode* victim = up_node(id, epoch);
+          if (victim != nullptr && phase_ == Phase::kFaults) crash_and_restart_later(*victim);
+        });
+      }
+      schedule(delay, [this, id, epoch] { persist_done(id, epoch); });
+    }
+    if (n.node->failed()) {
+      trace("n" + std::to_string(n.id) + " stops: " + n.node->failed()->to_string());
+      crash(n, /*tear=*/false);
+      return;
+    }
+    check_node(n);
+  }
+
+  storage::WalBatch wal_batch(SimNode& n, const node::PersistRequest& request) {
+    storage::WalBatch batch;
+    if (request.snapshot) {
+      batch.add_snapshot(kGroup, *request.snapshot, storage::SnapshotMode::kInstall);
+    }
+    if (!request.entries.empty()) batch.add_entries(kGroup, request.entries);
+    if (request.hard_state) batch.add_hard_state(kGroup, *request.hard_state);
+    if (request.compact) {
+      const storage::GroupLog& group = n.log->group(kGroup);
+      LogIndex last = group.last_index();
+      if (!request.entries.empty()) last = request.entries.back().index;
+      LogIndex first = group.first_index();
+      if (request.snapshot) first = LogIndex{request.snapshot->index.value() + 1};
+      if (request.compact->index >= first && request.compact->index <= last) {
+        batch.add_snapshot(kGroup, *request.compact, storage::SnapshotMode::kCompact);
+      }
+    }
+    return batch;
+  }
+
+  void persist_done(uint64_t id, uint64_t epoch) {
+    SimNode* n = up_node(id, epoch);
+    if (n == nullptr) return;
+    on_node(*n, [this, id, epoch] {
+      SimNode* target = up_node(id, epoch);
+      if (target == nullptr || !target->persisting) return;
+      storage::WalBatch batch = wal_batch(*target, *target->persisting);
+      target->persisting.reset();
+      if (!batch.empty()) {
+        base::Status written = target->log->write(batch);
+        if (!written.ok()) {
+          violation("node " + std::to_string(id) + " WAL write failed: " +
+                    written.error().to_string());
+          return;
+        }
+      }
+      target->node->persisted();
+      drain(*target);
+    });
+  }
+
+  void crash(SimNode& n, bool tear) {
+    if (n.state == SimNode::State::kDown) return;
+    std::string how;
+    if (tear && n.persisting && n.log) {
+      // The process dies during its WAL write: the bytes reach the page
+      // cache but the fsync never completes, so the power cut may keep a
+      // torn prefix of them.
+      storage::WalBatch batch = wal_batch(n, *n.persisting);
+      if (!batch.empty()) {
+        n.disk->fail_next_syncs(1);
+        (void)n.log->write(batch);
+        result_.stats.torn_writes++;
+        how = " during a WAL write";
+      }
+    }
+    n.node.reset();
+    n.log.reset();
+    n.persisting.reset();
+    n.backlog.clear();
+    n.disk->crash();
+    n.engine->crash();
+    n.state = SimNode::State::kDown;
+    n.epoch++;
+    n.crash_during_next_sync = false;
+    n.role = Role::kFollower;
+    result_.stats.crashes++;
+    trace("n" + std::to_string(n.id) + " crashes" + how);
+  }
+
+  void crash_and_restart_later(SimNode& n) {
+    crash(n, options_.faults.has(Fault::kDisk) && nemesis_rng_.chance(1, 2));
+    const uint64_t id = n.id;
+    schedule(100 * kMs + nemesis_rng_.uniform(2900 * kMs), [this, id] {
+      if (phase_ == Phase::kFaults) restart(id);
+    });
+  }
+
+  void restart(uint64_t id) {
+    SimNode& n = nodes_.at(id);
+    if (n.state != SimNode::State::kDown) return;
+    n.restarts++;
+    trace("n" + std::to_string(id) + " restarts");
+    start(n);
+  }
+
+  void pause(SimNode& n) {
+    n.state = SimNode::State::kPaused;
+    result_.stats.pauses++;
+    trace("n" + std::to_string(n.id) + " pauses");
+  }
+
+  void resume(uint64_t id, uint64_t epoch) {
+    SimNode* n = up_node(id, epoch);
+    if (n == nullptr || n->state != SimNode::State::kPaused) return;
+    n->state = SimNode::State::kUp;
+    trace("n" + std::to_string(id) + " resumes (" + std::to_string(n->backlog.size()) +
+          " deliveries waiting)");
+    std::vector<std::function<void()>> backlog = std::move(n->backlog);
+    n->backlog.clear();
+    for (auto& action : backlog) action();
+  }
+
+  // ---- Checks -------------------------------------------------------------------
+
+  void check_node(SimNode& n) {
+    const Raft& raft = n.node->raw().raft();
+    base::Status invariants = raft.check_invariants();
+    if (!invariants.ok()) {
+      return violation("node " + std::to_string(n.id) + " breaks a Raft invariant: " +
+                       invariants.error().message());
+    }
+    const bool leader = raft.role() == Role::kLeader;
+    const bool became_leader = leader && (n.role != Role::kLeader || n.term != raft.term());
+    const LogIndex commit = raft.log().committed();
+    if (became_leader) {
+      result_.stats.leaders_elected++;
+      trace("n" + std::to_string(n.id) + " leads term " + std::to_string(raft.term().value()));
+      auto [it, inserted] = leaders_.emplace(raft.term().value(), n.id);
+      if (!inserted && it->second != n.id) {
+        return violation("two leaders in term " + std::to_string(raft.term().value()) +
+                         ": nodes " + std::to_string(it->second) + " and " +
+                         std::to_string(n.id));
+      }
+      check_leader_completeness(n, raft);
+    }
+    if (leader && commit > n.commit) {
+      // Entries committed now, in this leader's term (the first such term
+      // is what leader completeness is about).
+      for (uint64_t i = n.commit.value() + 1; i <= commit.value(); ++i) {
+        commits_.emplace(i, CommitRecord{raft.term().value(),
+                                         raft.log().term_or_zero(LogIndex{i}).value(), n.id});
+      }
+    }
+    if (leader && !became_leader && commit > n.commit &&
+        raft.log().term_or_zero(commit) != raft.term()) {
+      return violation("leader " + std::to_string(n.id) + " of term " +
+                       std::to_string(raft.term().value()) + " committed index " +
+                       std::to_string(commit.value()) + " of term " +
+                       std::to_string(raft.log().term_or_zero(commit).value()) +
+                       " by counting replicas (Raft §5.4.2 allows that only for entries of "
+                       "the leader's own term)");
+    }
+    n.role = raft.role();
+    n.term = raft.term();
+    n.commit = commit;
+  }
+
+  // A node promises only what its disk holds (Raft §5: persistent state is
+  // updated on stable storage before responding to RPCs). The sim's WAL is
+  // the disk, and its GroupLog knows what has been written durably.
+  void check_promise(SimNode& n, const Message& m) {
+    if (m.reject || !n.log) return;
+    const storage::GroupLog& durable = n.log->group(kGroup);
+    if (m.type == MessageType::kVoteResp) {
+      const HardState& state = durable.hard_state();
+      if (state.term < m.term || (state.term == m.term && state.vote != m.to)) {
+        violation("node " + std::to_string(n.id) + " granted its vote in term " +
+                  std::to_string(m.term.value()) + " to node " + std::to_string(m.to.value()) +
+                  " before its disk recorded it (disk: term " + std::to_string(state.term.value()) +
+                  ", vote " + std::to_string(state.vote.value()) + ")");
+      }
+    } else if (m.type == MessageType::kAppResp && durable.hard_state().term <= m.term &&
+               durable.last_index() < m.index) {
+      // (An acknowledgement from an earlier term may be sent after a newer
+      // leader legitimately truncated what it acknowledged: to Raft that is
+      // a message delayed in the network.)
+      violation("node " + std::to_string(n.id) + " acknowledged entries up to " +
+                std::to_string(m.index.value()) + " to node " + std::to_string(m.to.value()) +
+                " while its disk holds them only up to " +
+                std::to_string(durable.last_index().value()));
+    }
+  }
+
+  // Every entry committed in an earlier term is in the new leader's log,
+  // with the same term (Raft's leader completeness property).
+  void check_leader_completeness(SimNode& n, const Raft& raft) {
+    const LogIndex first = raft.log().first_index();
+    const LogIndex last = raft.log().last_index();
+    for (auto it = commits_.lower_bound(first.value()); it != commits_.end(); ++it) {
+      const uint64_t index = it->first;
+      const CommitRecord& record = it->second;
+      if (record.commit_term >= raft.term().value()) continue;
+      const Term term = raft.log().term_or_zero(LogIndex{index});
+      if (index > last.value() || term.value() != record.entry_term) {
+        return violation("leader completeness: node " + std::to_string(n.id) +
+                         " leads term " + std::to_string(raft.term().value()) + " but its log " +
+                         (index > last.value() ? "ends at " + std::to_string(last.value())
+                                               : "has term " + std::to_string(term.value()) +
+                                                     " at index " + std::to_string(index)) +
+                         ", while index " + std::to_string(index) + " (term " +
+                         std::to_string(record.entry_term) + ") was committed in term " +
+                         std::to_string(record.commit_term) + " by node " +
+                         std::to_string(record.leader));
+      }
+    }
+  }
+
+  void check_applied(SimNode& n, const std::vector<Entry>& entries) {
+    for (const Entry& entry : entries) {
+      result_.stats.entries_applied++;
+      const uint64_t hash = base::checksum64(entry.data.view(), static_cast<uint64_t>(entry.type));
+      auto [it, inserted] =
+          applied_.emplace(entry.index.value(), AppliedRecord{entry.term.value(), hash, n.id});
+      if (!inserted && (it->second.term != entry.term.value() || it->second.hash != hash)) {
+        return violation("state machine safety: node " + std::to_string(n.id) +
+                         " applied index " + std::to_string(entry.index.value()) + " from term " +
+                         std::to_string(entry.term.value()) + ", node " +
+                         std::to_string(it->second.node) + " applied a different entry there" +
+                         " (term " + std::to_string(it->second.term) + ")");
+      }
+    }
+  }
+
+  // ---- Clients --------------------------------------------------------------------
+
+  void client_wake(uint64_t id) {
+    SimClient& client = clients_.at(id);
+    if (client.busy) return;
+    if (phase_ == Phase::kSettle || phase_ == Phase::kDone) return;
+    new_operation(client);
+    send_attempt(client);
+  }
+
+  void new_operation(SimClient& client) {
+    Operation op;
+    op.id = next_operation_id_++;
+    op.client = client.id;
+    op.call_ns = now_;
+    Request request;
+    const bool counter = client_rng_.chance(2, 5);
+    if (counter) {
+      op.key = kCounterKeys[client_rng_.uniform(2)];
+      op.kind = client_rng_.chance(2, 5) ? OpKind::kGet : OpKind::kIncr;
+    } else {
+      op.key = kRegisterKeys[client_rng_.uniform(3)];
+      const uint64_t dice = client_rng_.uniform(10);
+      op.kind = dice < 4 ? OpKind::kGet : dice < 7 ? OpKind::kSet : OpKind::kCas;
+    }
+    if (op.kind == OpKind::kGet) {
+      request.kind = Request::Kind::kRead;
+      request.key = op.key;
+    } else {
+      request.kind = Request::Kind::kWrite;
+      node::Command& command = request.command;
+      command.client_id = client.id;
+      command.sequence = ++client.sequence;
+      command.key = op.key;
+      const std::string value =
+          "v" + std::to_string(client.id) + "." + std::to_string(client.sequence);
+      if (op.kind == OpKind::kSet) {
+        op.value = value;
+        command.op = node::CommandOp::kPut;
+        command.value = value;
+      } else if (op.kind == OpKind::kCas) {
+        op.value = value;
+        auto seen = client.last_read.find(op.key);
+        op.expected = seen == client.last_read.end() ? std::nullopt : seen->second;
+        command.op = node::CommandOp::kCas;
+        command.value = value;
+        command.expect_absent = !op.expected.has_value();
+        command.expected = op.expected.value_or("");
+      } else {
+        op.delta = static_cast<int64_t>(client_rng_.between(1, 5));
+        command.op = node::CommandOp::kIncrBy;
+        command.value = std::to_string(op.delta);
+      }
+    }
+    client.op = std::move(op);
+    client.request = std::move(request);
+    client.busy = true;
+    client.attempts = 0;
+    client.any_timeout = false;
+  }
+
+  void send_attempt(SimClient& client) {
+    client.attempts++;
+    const uint64_t request_id = next_request_id_++;
+    client.attempt_id = request_id;
+    requests_[request_id] = client.id;
+    const uint64_t client_id = client.id;
+    schedule(kAttemptTimeoutNs, [this, client_id, request_id] { attempt_timeout(client_id, request_id); });
+    SimNode& n = nodes_.at(client.node);
+    if (n.state == SimNode::State::kDown) {
+      // Connection refused: try another node soon.
+      schedule(5 * kMs, [this, client_id, request_id] {
+        Response refused;
+        refused.status = Response::Status::kUnavailable;
+        refused.reason = "connection refused";
+        client_response(client_id, request_id, std::move(refused));
+      });
+      return;
+    }
+    const uint64_t epoch = n.epoch;
+    const uint64_t node_id = n.id;
+    auto request = std::make_shared<Request>(client.request);
+    schedule(client_link_delay(), [this, node_id, epoch, request_id, request] {
+      SimNode* target = up_node(node_id, epoch);
+      if (target == nullptr) return;  // the connection died with the process
+      on_node(*target, [this, node_id, epoch, request_id, request] {
+        SimNode* process = up_node(node_id, epoch);
+        if (process == nullptr) return;
+        process->node->submit(request_id, std::move(*request));
+        drain(*process);
+      });
+    });
+  }
+
+  uint64_t client_link_delay() { return 50'000 + latency_rng_.uniform(150'000); }
+
+  void respond(uint64_t request_id, Response response) {
+    auto it = requests_.find(request_id);
+    if (it == requests_.end()) return;
+    const uint64_t client_id = it->second;
+    auto shared = std::make_shared<Response>(std::move(response));
+    schedule(client_link_delay(), [this, client_id, request_id, shared] {
+      client_response(client_id, request_id, std::move(*shared));
+    });
+  }
+
+  void attempt_timeout(uint64_t client_id, uint64_t request_id) {
+    Response timeout;
+    timeout.status = Response::Status::kTimeout;
+    timeout.reason = "client gave up waiting";
+    client_response(client_id, request_id, std::move(timeout));
+  }
+
+  void client_response(uint64_t client_id, uint64_t request_id, Response response) {
+    SimClient& client = clients_.at(client_id);
+    if (!client.busy || client.attempt_id != request_id) return;  // a stale answer
+    requests_.erase(request_id);
+    Operation& op = client.op;
+    if (response.status == Response::Status::kOk) {
+      if (op.kind == OpKind::kGet) {
+        op.read = response.value;
+        client.last_read[op.key] = response.value;
+        op.outcome = Outcome::kOk;
+      } else if (response.reply.kind == node::CommandReply::Kind::kError) {
+        op.outcome = Outcome::kFail;
+      } else {
+        op.outcome = Outcome::kOk;
+        if (op.kind == OpKind::kCas) op.swapped = response.reply.integer == 1;
+        if (op.kind == OpKind::kIncr) op.result = response.reply.integer;
+      }
+      return complete(client);
+    }
+    if (response.status == Response::Status::kTimeout) client.any_timeout = true;
+    if (client.attempts < kAttemptsMax || phase_ != Phase::kFaults) {
+      // Retry elsewhere, with the same dedupe id for a write.
+      client.node = client_rng_.between(1, static_cast<uint64_t>(options_.nodes));
+      const uint64_t id = client.id;
+      schedule(10 * kMs + client_rng_.uniform(40 * kMs), [this, id] {
+        SimClient& again = clients_.at(id);
+        if (again.busy) send_attempt(again);
+      });
+      return;
+    }
+    op.outcome = client.any_timeout || op.kind == OpKind::kGet ? Outcome::kUnknown : Outcome::kFail;
+    complete(client);
+  }
+
+  void complete(SimClient& client) {
+    Operation& op = client.op;
+    op.return_ns = now_;
+    if (op.outcome != Outcome::kOk) {
+      op.read.reset();
+      op.swapped = false;
+      op.result = 0;
+    }
+    result_.stats.operations++;
+    if (op.outcome == Outcome::kOk) result_.stats.operations_ok++;
+    if (op.outcome == Outcome::kFail) result_.stats.operations_fail++;
+    if (op.outcome == Outcome::kUnknown) result_.stats.operations_unknown++;
+    trace(describe(op));
+    if (phase_ == Phase::kLiveness && op.outcome == Outcome::kOk && op.call_ns >= healed_at_) {
+      client.ok_after_heal++;
+    }
+    result_.history.push_back(std::move(op));
+    client.busy = false;
+    if (phase_ == Phase::kLiveness) check_liveness();
+    if (phase_ == Phase::kSettle) check_settled();
+    const uint64_t id = client.id;
+    schedule(client_rng_.uniform(20 * kMs), [this, id] { client_wake(id); });
+  }
+
+  // ---- Nemesis ------------------------------------------------------------------------
+
+  uint64_t nemesis_delay() { return 300 * kMs + nemesis_rng_.uniform(1700 * kMs); }
+
+  std::vector<uint64_t> nodes_in(SimNode::State state) {
+    std::vector<uint64_t> ids;
+    for (auto& [id, n] : nodes_) {
+      if (n.state == state) ids.push_back(id);
+    }
+    return ids;
+  }
+
+  uint64_t current_leader() {
+    uint64_t best = 0;
+    Term best_term;
+    for (auto& [id, n] : nodes_) {
+      if (n.state == SimNode::State::kDown || !n.node) continue;
+      const Raft& raft = n.node->raw().raft();
+      if (raft.role() == Role::kLeader && raft.term() >= best_term) {
+        best = id;
+        best_term = raft.term();
+      }
+    }
+    return best;
+  }
+
+  // A running node to crash or pause: the leader half the time (the
+  // interesting case), else any; 0 if none runs.
+  uint64_t pick_victim() {
+    std::vector<uint64_t> up = nodes_in(SimNode::State::kUp);
+    if (up.empty()) return 0;
+    const uint64_t leader = current_leader();
+    if (leader != 0 && nodes_.at(leader).state == SimNode::State::kUp &&
+        nemesis_rng_.chance(1, 2)) {
+      return leader;
+    }
+    return up[nemesis_rng_.uniform(up.size())];
+  }
+
+  void nemesis() {
+    if (phase_ != Phase::kFaults) return;
+    schedule(nemesis_delay(), [this] { nemesis(); });
+    std::vector<Fault> enabled;
+    for (const FaultInfo& info : kFaults) {
+      // Network and WAN faults act through the network's settings; clock
+      // drift and jumps act at every tick.
+      if (info.fault == Fault::kNetwork || info.fault == Fault::kWan ||
+          info.fault == Fault::kClock) {
+        continue;
+      }
+      if (options_.faults.has(info.fault)) enabled.push_back(info.fault);
+    }
+    if (enabled.empty()) return;
+    const Fault fault = enabled[nemesis_rng_.uniform(enabled.size())];
+    const size_t minority = static_cast<size_t>((options_.nodes - 1) / 2);
+    switch (fault) {
+      case Fault::kPartition: {
+        if (partitioned_) {
+          network_.heal();
+          partitioned_ = false;
+          trace("heal partition");
+          break;
+        }
+        if (options_.nodes < 2) break;
+        const uint64_t shape = nemesis_rng_.uniform(4);
+        const uint64_t leader = current_leader();
+        if (shape == 0 || (shape == 3 && options_.nodes < 4) || (shape == 2 && options_.nodes < 3)) {
+          network_.random_halves();
+        } else if (shape == 1) {
+          network_.isolate(leader != 0 ? leader : nemesis_rng_.between(1, options_.nodes));
+        } else if (shape == 2) {
+          network_.bridge();
+        } else {
+          network_.majorities_ring();
+        }
+        partitioned_ = true;
+        result_.stats.partitions++;
+        trace("partition " + network_.describe());
+        break;
+      }
+      case Fault::kCrash: {
+        const std::vector<uint64_t> down = nodes_in(SimNode::State::kDown);
+        if (down.size() >= minority) {
+          restart(down[nemesis_rng_.uniform(down.size())]);
+          break;
+        }
+        const uint64_t victim = pick_victim();
+        if (victim == 0) break;
+        if (nemesis_rng_.chance(1, 2)) {
+          // Die during the next fsync, when what the node has promised and
+          // what its disk holds differ most.
+          nodes_.at(victim).crash_during_next_sync = true;
+        } else {
+          crash_and_restart_later(nodes_.at(victim));
+        }
+        break;
+      }
+      case Fault::kPause: {
+        const uint64_t victim = pick_victim();
+        if (victim == 0) break;
+        SimNode& n = nodes_.at(victim);
+        pause(n);
+        const uint64_t epoch = n.epoch;
+        schedule(50 * kMs + nemesis_rng_.uniform(2950 * kMs),
+                 [this, victim, epoch] { resume(victim, epoch); });
+        break;
+      }
+      case Fault::kDisk: {
+        const uint64_t victim = nemesis_rng_.between(1, static_cast<uint64_t>(options_.nodes));
+        const uint64_t lasting = kSecond + nemesis_rng_.uniform(4 * kSecond);
+        nodes_.at(victim).slow_fsync_until = now_ + lasting;
+        result_.stats.slow_disks++;
+        trace("n" + std::to_string(victim) + " disk slows down for " +
+              format_time_ns(lasting));
+        break;
+      }
+      default: break;
+    }
+  }
+
+  // ---- Phases -------------------------------------------------------------------------
+
+  void heal_all() {
+    phase_ = Phase::kLiveness;
+    healed_at_ = now_;
+    network_.heal();
+    partitioned_ = false;
+    trace("faults end: heal every partition, resume and restart every node");
+    for (auto& [id, n] : nodes_) {
+      n.slow_fsync_until = 0;
+      if (n.state == SimNode::State::kPaused) resume(id, n.epoch);
+    }
+    for (auto& [id, n] : nodes_) {
+      if (n.state == SimNode::State::kDown) restart(id);
+    }
+    schedule(options_.liveness_bound_ns, [this] {
+      if (phase_ == Phase::kLiveness) {
+        std::string waiting;
+        for (auto& [id, client] : clients_) {
+          if (client.ok_after_heal == 0) waiting += " " + std::to_string(id);
+        }
+        violation("liveness: " + format_time_ns(options_.liveness_bound_ns) +
+                  " after the faults were healed, clients" + waiting +
+                  " had not completed an operation (leader: " +
+                  (current_leader() ? "n" + std::to_string(current_leader()) : "none") + ")");
+      }
+    });
+  }
+
+  void check_liveness() {
+    for (auto& [id, client] : clients_) {
+      if (client.ok_after_heal == 0) return;
+    }
+    if (current_leader() == 0) return;
+    phase_ = Phase::kSettle;
+    settle_started_ = now_;
+    trace("liveness: every client served after the heal; settling");
+    schedule(options_.liveness_bound_ns, [this] {
+      if (phase_ == Phase::kSettle) {
+        violation("the cluster did not settle within " +
+                  format_time_ns(options_.liveness_bound_ns) + ": " + settle_state());
+      }
+    });
+    // Final reads: one client reads every key once the others are done.
+    check_settled();
+  }
+
+  std::string settle_state() {
+    std::string state;
+    for (auto& [id, n] : nodes_) {
+      state += "n" + std::to_string(id) + " applied " +
+               (n.node ? std::to_string(n.node->machine().applied().index.value()) : "down") + "; ";
+    }
+    return state;
+  }
+
+  void check_settled() {
+    if (phase_ != Phase::kSettle) return;
+    for (auto& [id, client] : clients_) {
+      if (client.busy) return;
+    }
+    if (final_reads_done_ < std::size(kRegisterKeys) + std::size(kCounterKeys)) {
+      // Reads go through the same path as any client's, retried until ok.
+      SimClient& reader = clients_.begin()->second;
+      const size_t k = final_reads_done_++;
+      Operation op;
+      op.id = next_operation_id_++;
+      op.client = reader.id;
+      op.call_ns = now_;
+      op.kind = OpKind::kGet;
+      op.key = k < std::size(kRegisterKeys) ? kRegisterKeys[k]
+                                            : kCounterKeys[k - std::size(kRegisterKeys)];
+      reader.op = op;
+      reader.request = Request{Request::Kind::kRead, op.key, {}};
+      reader.busy = true;
+      reader.attempts = 0;
+      reader.any_timeout = false;
+      send_attempt(reader);
+      return;
+    }
+    schedule(10 * kMs, [this] { check_converged(); });
+  }
+
+  void check_converged() {
+    if (phase_ != Phase::kSettle) return;
+    std::optional<LogIndex> index;
+    bool same = true;
+    for (auto& [id, n] : nodes_) {
+      if (!n.node || n.persisting) {
+        same = false;
+        break;
+      }
+      const LogIndex applied = n.node->machine().applied().index;
+      if (index && *index != applied) same = false;
+      if (n.node->raw().raft().log().committed() != applied) same = false;
+      index = applied;
+    }
+    if (!same) {
+      schedule(50 * kMs, [this] { check_converged(); });
+      return;
+    }
+    std::vector<std::string> keys(std::begin(kRegisterKeys), std::end(kRegisterKeys));
+    keys.insert(keys.end(), std::begin(kCounterKeys), std::end(kCounterKeys));
+    for (const std::string& key : keys) {
+      std::optional<std::optional<std::string>> first;
+      uint64_t first_node = 0;
+      for (auto& [id, n] : nodes_) {
+        auto value = n.node->machine().get(key);
+        if (!value.ok()) return violation("node " + std::to_string(id) + " cannot read " + key);
+        if (!first) {
+          first = *value;
+          first_node = id;
+        } else if (*first != *value) {
+          return violation("replicas diverge at applied index " +
+                           std::to_string(index->value()) + ": key " + key + " is " +
+                           quote_optional(*first) + " on node " + std::to_string(first_node) +
+                           " but " + quote_optional(*value) + " on node " + std::to_string(id));
+        }
+      }
+    }
+    trace("settled: every replica applied " + std::to_string(index->value()) +
+          " entries with identical data");
+    phase_ = Phase::kDone;
+  }
+
+  void finish() {
+    result_.stats.simulated_ns = now_;
+    if (result_.violation.empty() && phase_ != Phase::kDone) {
+      violation("the simulation stopped before it settled (no events left)");
+    }
+    if (result_.violation.empty()) {
+      auto report = check_linearizability(result_.history, options_.check);
+      if (!report.ok()) {
+        violation("the history is invalid: " + report.error().to_string());
+      } else {
+        result_.check = *report;
+        if (report->verdict != Verdict::kOk) {
+          violation(std::string("linearizability: ") + std::string(verdict_name(report->verdict)) +
+                    " on key \"" + report->key + "\": " + report->explanation);
+        }
+      }
+    }
+    result_.passed = result_.violation.empty();
+    trace(result_.passed ? "pass" : "fail");
+    result_.digest = digest_;
+    result_.trace.assign(trace_.begin(), trace_.end());
+  }
+
+  struct CommitRecord {
+    uint64_t commit_term;
+    uint64_t entry_term;
+    uint64_t leader;
+  };
+  struct AppliedRecord {
+    uint64_t term;
+    uint64_t hash;
+    uint64_t node;
+  };
+
+  SimOptions options_;
+  base::Rng rng_;
+  base::Rng nemesis_rng_;
+  base::Rng client_rng_;
+  base::Rng latency_rng_;
+  SimNetwork<PeerMessage> network_;
+  std::map<uint64_t, SimNode> nodes_;
+  std::map<uint64_t, SimClient> clients_;
+  std::priority_queue<Event, std::vector<Event>, EventLater> events_;
+  uint64_t next_event_sequence_ = 0;
+  uint64_t now_ = 0;
+  Phase phase_ = Phase::kFaults;
+  uint64_t healed_at_ = 0;
+  uint64_t settle_started_ = 0;
+  size_t final_reads_done_ = 0;
+  bool partitioned_ = false;
+  uint64_t next_operation_id_ = 1;
+  uint64_t next_request_id_ = 1;
+  std::map<uint64_t, uint64_t> requests_;  // request id -> client
+  std::map<uint64_t, uint64_t> leaders_;   // term -> leader
+  std::map<uint64_t, AppliedRecord> applied_;  // index -> what was applied there
+  std::map<uint64_t, CommitRecord> commits_;   // index -> when it was first committed
+  uint64_t digest_ = 0;
+  std::deque<std::string> trace_;
+  SimResult result_;
+};
+
+}  // namespace
+
+SimResult run_simulation(const SimOptions& options) {
+  base::Status valid = options.validate();
+  if (!valid.ok()) {
+    SimResult result;
+    result.seed = options.seed;
+    result.violation = "invalid options: " + valid.error().to_string();
+    return result;
+  }
+  Simulation simulation(options);
+  return simulation.run();
+}
+
+}  // namespace synod::sim
