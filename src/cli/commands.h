@@ -28,6 +28,7 @@ struct SimCommandOptions {
   bool list_bugs = false;
   bool list_faults = false;
   bool stop_on_failure = false;
+  bool verbose = false;  // a line per seed, passed or not
   std::string out_dir = "sim-failures";
 };
 

@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   sim_cmd->add_flag("--list-bugs", sim.list_bugs, "List the injectable bugs");
   sim_cmd->add_flag("--list-faults", sim.list_faults, "List the fault classes");
   sim_cmd->add_flag("--stop-on-failure", sim.stop_on_failure, "Stop at the first failing seed");
+  sim_cmd->add_flag("-v,--verbose", sim.verbose, "Print a line for every seed, not only failures");
   sim_cmd->add_option("--out", sim.out_dir, "Where a failing seed's history and trace go");
   CLI11_PARSE(app, argc, argv);
   if (demo_cmd->parsed()) return synod::cli::run_demo(demo);

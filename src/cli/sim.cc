@@ -140,7 +140,8 @@ int run_sim(const SimCommandOptions& options) {
     last_digest = result.digest;
     simulated_s += static_cast<double>(result.stats.simulated_ns) / 1e9;
     operations += result.stats.operations;
-    if (count == 1) {
+    if (count == 1 || (options.verbose && result.passed)) {
+      if (show_progress) std::fputc('\n', stderr);
       std::printf("seed %" PRIu64 ": %s: %s\n", result.seed, result.passed ? "pass" : "FAIL",
                   sim::describe_stats(result.stats).c_str());
     }

@@ -24,20 +24,25 @@ std::string_view response_status_name(Response::Status status) {
 
 namespace {
 
-// ReadIndex contexts carry the request's handle, 8 bytes little-endian.
-base::Bytes read_context(uint64_t handle) {
-  std::string bytes(8, '\0');
-  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>(handle >> (8 * i));
+// ReadIndex contexts carry the node's incarnation and the request's handle,
+// 8 bytes little-endian each.
+base::Bytes read_context(uint64_t incarnation, uint64_t handle) {
+  std::string bytes(16, '\0');
+  for (int i = 0; i < 8; ++i) {
+    bytes[i] = static_cast<char>(incarnation >> (8 * i));
+    bytes[8 + i] = static_cast<char>(handle >> (8 * i));
+  }
   return base::Bytes(std::move(bytes));
 }
 
-std::optional<uint64_t> read_handle(const base::Bytes& context) {
-  if (context.size() != 8) return std::nullopt;
-  uint64_t handle = 0;
-  for (int i = 0; i < 8; ++i) {
-    handle |= uint64_t{static_cast<uint8_t>(context.view()[i])} << (8 * i);
+std::optional<uint64_t> read_handle(uint64_t incarnation, const base::Bytes& context) {
+  if (context.size() != 16) return std::nullopt;
+  uint64_t words[2] = {0, 0};
+  for (int i = 0; i < 16; ++i) {
+    words[i / 8] |= uint64_t{static_cast<uint8_t>(context.view()[i])} << (8 * (i % 8));
   }
-  return handle;
+  if (words[0] != incarnation) return std::nullopt;
+  return words[1];
 }
 
 Response unavailable(std::string reason) {
@@ -112,15 +117,17 @@ void Node::receive(NodeId from, PeerMessage message) {
     (void)raw_->step(*m);  // a stale or malformed message changes nothing
   } else if (auto* forward = std::get_if<ForwardRequest>(&message)) {
     if (raw_->raft().role() != raft::Role::kLeader) {
-      send(from, ForwardReply{forward->id, unavailable("node " + std::to_string(id().value()) +
-                                                       " is not the leader")});
+      send(from, ForwardReply{forward->incarnation, forward->id,
+                              unavailable("node " + std::to_string(id().value()) +
+                                          " is not the leader")});
     } else {
-      admit(from, forward->id, std::move(forward->request),
+      admit(from, forward->incarnation, forward->id, std::move(forward->request),
             std::min(forward->ticks_left, options_.request_timeout_ticks));
     }
   } else if (auto* reply = std::get_if<ForwardReply>(&message)) {
     auto it = pending_.find(reply->id);
-    if (it != pending_.end() && it->second.stage == Stage::kForwarded &&
+    if (reply->incarnation == options_.incarnation && it != pending_.end() &&
+        it->second.stage == Stage::kForwarded &&
         it->second.forwarded_to == from) {
       if (reply->response.status == Response::Status::kUnavailable) {
         it->second.stage = Stage::kWaiting;  // try again on the next tick
@@ -134,7 +141,7 @@ void Node::receive(NodeId from, PeerMessage message) {
 
 void Node::submit(uint64_t id, Request request) {
   if (failed_) return;
-  admit(NodeId{}, id, std::move(request), options_.request_timeout_ticks);
+  admit(NodeId{}, 0, id, std::move(request), options_.request_timeout_ticks);
   pump();
 }
 
@@ -151,12 +158,13 @@ NodeOutput Node::take_output() { return std::exchange(output_, NodeOutput{}); }
 
 // ---- Requests --------------------------------------------------------------
 
-void Node::admit(NodeId origin, uint64_t origin_id, Request request, uint64_t ticks) {
+void Node::admit(NodeId origin, uint64_t origin_incarnation, uint64_t origin_id,
+                 Request request, uint64_t ticks) {
   auto reject = [&](Response response) {
     if (origin.is_none()) {
       output_.responses.emplace_back(origin_id, std::move(response));
     } else {
-      send(origin, ForwardReply{origin_id, std::move(response)});
+      send(origin, ForwardReply{origin_incarnation, origin_id, std::move(response)});
     }
   };
   const std::string& key =
@@ -175,6 +183,7 @@ void Node::admit(NodeId origin, uint64_t origin_id, Request request, uint64_t ti
   const uint64_t handle = next_handle_++;
   Pending& p = pending_[handle];
   p.origin = origin;
+  p.origin_incarnation = origin_incarnation;
   p.origin_id = origin_id;
   p.request = std::move(request);
   p.deadline_tick = now_tick_ + std::max<uint64_t>(ticks, 1);
@@ -205,7 +214,7 @@ void Node::dispatch(uint64_t handle) {
     }
     p.stage = Stage::kReading;
     p.left_node = true;
-    raw_->read_index(read_context(handle));
+    raw_->read_index(read_context(options_.incarnation, handle));
     return;
   }
   const NodeId leader = raft.leader();
@@ -213,7 +222,8 @@ void Node::dispatch(uint64_t handle) {
     p.stage = Stage::kForwarded;
     p.forwarded_to = leader;
     p.left_node = true;
-    send(leader, ForwardRequest{handle, p.request, p.deadline_tick - now_tick_});
+    send(leader, ForwardRequest{options_.incarnation, handle, p.request,
+                                p.deadline_tick - now_tick_});
     return;
   }
   p.stage = Stage::kWaiting;
@@ -264,7 +274,7 @@ void Node::finish(uint64_t handle, Response response) {
   if (p.origin.is_none()) {
     output_.responses.emplace_back(p.origin_id, std::move(response));
   } else {
-    send(p.origin, ForwardReply{p.origin_id, std::move(response)});
+    send(p.origin, ForwardReply{p.origin_incarnation, p.origin_id, std::move(response)});
   }
 }
 
@@ -335,7 +345,7 @@ void Node::take_ready() {
     rd.messages_after_persist.clear();
   }
   for (const raft::ReadState& state : rd.read_states) {
-    const std::optional<uint64_t> handle = read_handle(state.context);
+    const std::optional<uint64_t> handle = read_handle(options_.incarnation, state.context);
     if (!handle) continue;
     auto it = pending_.find(*handle);
     if (it != pending_.end() && it->second.stage == Stage::kReading) {

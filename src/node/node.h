@@ -60,12 +60,17 @@ struct Response {
 std::string_view response_status_name(Response::Status status);
 
 // A request a node hands to the leader it knows, and the leader's answer.
+// `incarnation` and `id` together name the request on the sender: handles
+// restart with the process, so a reply meant for an earlier life of the
+// sender must not match a new request that reuses its handle.
 struct ForwardRequest {
+  uint64_t incarnation = 0;
   uint64_t id = 0;  // the sender's, echoed in the reply
   Request request;
   uint64_t ticks_left = 0;  // the leader gives up after this many of its ticks
 };
 struct ForwardReply {
+  uint64_t incarnation = 0;
   uint64_t id = 0;
   Response response;
 };
@@ -105,6 +110,9 @@ struct NodeOptions {
   // Requests held at once (local and forwarded); beyond it, kUnavailable.
   size_t pending_requests_max = 10'000;
   bool report_applied = false;
+  // Different on every start of the process (the host draws it at random):
+  // replies and read states meant for an earlier life are told apart by it.
+  uint64_t incarnation = 0;
   base::BugSet bugs;  // the simulator only (base/bugs.h)
 };
 
@@ -147,6 +155,7 @@ class Node {
   };
   struct Pending {
     raft::NodeId origin;       // kNone: a local client
+    uint64_t origin_incarnation = 0;  // the forwarder's
     uint64_t origin_id = 0;    // the client's request id, or the forwarder's
     Request request;
     uint64_t deadline_tick = 0;
@@ -159,7 +168,8 @@ class Node {
   Node(NodeOptions options, KvEngine* engine);
   base::Status start();
 
-  void admit(raft::NodeId origin, uint64_t origin_id, Request request, uint64_t ticks);
+  void admit(raft::NodeId origin, uint64_t origin_incarnation, uint64_t origin_id,
+             Request request, uint64_t ticks);
   void dispatch(uint64_t handle);
   void dispatch_waiting();
   void finish(uint64_t handle, Response response);

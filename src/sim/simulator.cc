@@ -243,6 +243,7 @@ class Simulation {
     }
     if (!options_.faults.empty()) schedule(nemesis_delay(), [this] { nemesis(); });
     schedule(options_.duration_ns, [this] { heal_all(); });
+    schedule(100 * kMs, [this] { check_log_matching(); });
     trace("start: " + std::to_string(options_.nodes) + " nodes, " +
           std::to_string(options_.clients) + " clients, faults " + options_.faults.to_string() +
           (options_.bugs.empty() ? std::string() : ", bug " + bug_names()));
@@ -296,12 +297,13 @@ class Simulation {
     options.raft.election_tick = kElectionTicks;
     options.raft.heartbeat_tick = kHeartbeatTicks;
     options.raft.random_seed = rng_.next();
-    options.raft.max_size_per_msg_bytes = 16 * 1024;
+    options.raft.max_size_per_msg_bytes = 1024;  // catching up takes many appends
     options.raft.max_inflight_msgs = 64;
     options.raft.snapshot_chunk_bytes = 2048;
     options.request_timeout_ticks = kRequestTimeoutTicks;
     options.compact_every_entries = 300;
     options.report_applied = true;
+    options.incarnation = rng_.next();
     options.bugs = options_.bugs;
     auto made = node::Node::create(std::move(options), n.engine.get());
     if (!made.ok()) {
@@ -610,6 +612,41 @@ class Simulation {
     n.role = raft.role();
     n.term = raft.term();
     n.commit = commit;
+  }
+
+  // Raft's log matching property, across every pair of running nodes: if
+  // two logs hold an entry with the same index and term, they agree on every
+  // entry before it (within what both still hold).
+  void check_log_matching() {
+    if (phase_ == Phase::kDone || !result_.violation.empty()) return;
+    schedule(100 * kMs, [this] { check_log_matching(); });
+    std::vector<std::pair<uint64_t, const RaftLog*>> logs;
+    for (auto& [id, n] : nodes_) {
+      if (n.node) logs.emplace_back(id, &n.node->raw().raft().log());
+    }
+    for (size_t a = 0; a < logs.size(); ++a) {
+      for (size_t b = a + 1; b < logs.size(); ++b) {
+        const RaftLog& x = *logs[a].second;
+        const RaftLog& y = *logs[b].second;
+        const uint64_t low = std::max(x.first_index(), y.first_index()).value();
+        const uint64_t high = std::min(x.last_index(), y.last_index()).value();
+        uint64_t i = high;
+        while (i >= low && i > 0 && x.term_or_zero(LogIndex{i}) != y.term_or_zero(LogIndex{i})) --i;
+        for (uint64_t j = low; j < i; ++j) {
+          const Term tx = x.term_or_zero(LogIndex{j});
+          const Term ty = y.term_or_zero(LogIndex{j});
+          if (tx != ty) {
+            return violation("log matching: nodes " + std::to_string(logs[a].first) + " and " +
+                             std::to_string(logs[b].first) + " agree on index " +
+                             std::to_string(i) + " (term " +
+                             std::to_string(x.term_or_zero(LogIndex{i}).value()) +
+                             ") but not on index " + std::to_string(j) + " (terms " +
+                             std::to_string(tx.value()) + " and " + std::to_string(ty.value()) +
+                             ")");
+          }
+        }
+      }
+    }
   }
 
   // A node promises only what its disk holds (Raft §5: persistent state is
