@@ -5,8 +5,12 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 # More randomized Raft seeds: make test RAFT_SEEDS=5000
 RAFT_SEEDS ?=
+# make sim-long: this many simulator seeds of 60 simulated seconds on 5
+# nodes (and half as many on 3), from SIM_FIRST_SEED.
+SIM_SEEDS ?= 2000
+SIM_FIRST_SEED ?= 1
 
-.PHONY: all bootstrap configure build test demo bench clean
+.PHONY: all bootstrap configure build test demo bench sim-long clean
 
 all: build
 
@@ -29,6 +33,11 @@ demo: build
 
 bench: build
 	$(BUILD_DIR)/bench/raft_bench
+
+# Thousands of simulator seeds with every fault class (docs/simulator.md).
+sim-long: build
+	$(BUILD_DIR)/src/cli/synod sim --seeds $(SIM_SEEDS) --first-seed $(SIM_FIRST_SEED) --nodes 5 --duration 60
+	$(BUILD_DIR)/src/cli/synod sim --seeds $$(( $(SIM_SEEDS) / 2 )) --first-seed $(SIM_FIRST_SEED) --nodes 3 --duration 60
 
 clean:
 	rm -rf $(BUILD_DIR)

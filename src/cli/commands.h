@@ -30,10 +30,16 @@ struct SimCommandOptions {
   bool stop_on_failure = false;
   bool verbose = false;  // a line per seed, passed or not
   std::string out_dir = "sim-failures";
+  std::string history_file;  // write the (one) seed's history here, pass or fail
 };
 
 // Runs the deterministic simulator; 0 when every seed passes, 1 when a check
 // fails, 2 on bad arguments.
 int run_sim(const SimCommandOptions& options);
+
+// Checks a history file (JSON lines, docs/history.md) for linearizability;
+// 0 when linearizable, 1 for a violation or an inconclusive search, 2 when
+// the file cannot be read or is not a valid history.
+int run_check(const std::string& path);
 
 }  // namespace synod::cli

@@ -35,7 +35,15 @@ int main(int argc, char** argv) {
   sim_cmd->add_flag("--stop-on-failure", sim.stop_on_failure, "Stop at the first failing seed");
   sim_cmd->add_flag("-v,--verbose", sim.verbose, "Print a line for every seed, not only failures");
   sim_cmd->add_option("--out", sim.out_dir, "Where a failing seed's history and trace go");
+  sim_cmd->add_option("--history", sim.history_file,
+                      "Write the seed's history (JSON lines) to this file, pass or fail");
+
+  std::string check_path;
+  CLI::App* check_cmd = app.add_subcommand(
+      "check", "Check a history (JSON lines, docs/history.md) for linearizability");
+  check_cmd->add_option("history", check_path, "The history file")->required();
   CLI11_PARSE(app, argc, argv);
+  if (check_cmd->parsed()) return synod::cli::run_check(check_path);
   if (demo_cmd->parsed()) return synod::cli::run_demo(demo);
   if (sim_cmd->parsed()) return synod::cli::run_sim(sim);
   return 0;

@@ -140,6 +140,12 @@ int run_sim(const SimCommandOptions& options) {
     last_digest = result.digest;
     simulated_s += static_cast<double>(result.stats.simulated_ns) / 1e9;
     operations += result.stats.operations;
+    if (!options.history_file.empty() && count == 1) {
+      std::ofstream file(options.history_file);
+      if (!file || !sim::write_history(result.history, file).ok()) {
+        std::fprintf(stderr, "synod sim: cannot write %s\n", options.history_file.c_str());
+      }
+    }
     if (count == 1 || (options.verbose && result.passed)) {
       if (show_progress) std::fputc('\n', stderr);
       std::printf("seed %" PRIu64 ": %s: %s\n", result.seed, result.passed ? "pass" : "FAIL",
@@ -182,6 +188,38 @@ int run_sim(const SimCommandOptions& options) {
   }
   std::printf("digest: %s\n", sim::digest_hex(count == 1 ? last_digest : combined).c_str());
   return failed == 0 ? 0 : 1;
+}
+
+int run_check(const std::string& path) {
+  std::ifstream file(path);
+  if (!file) {
+    std::fprintf(stderr, "synod check: cannot open %s\n", path.c_str());
+    return 2;
+  }
+  auto history = sim::read_history(file);
+  if (!history.ok()) {
+    std::fprintf(stderr, "synod check: %s: %s\n", path.c_str(), history.error().message().c_str());
+    return 2;
+  }
+  const auto started = std::chrono::steady_clock::now();
+  auto report = sim::check_linearizability(*history);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  if (!report.ok()) {
+    std::fprintf(stderr, "synod check: %s\n", report.error().message().c_str());
+    return 2;
+  }
+  const sim::CheckStats& stats = report->stats;
+  std::printf("%s: %" PRIu64 " operations (%" PRIu64 " checked, %" PRIu64
+              " unknown) on %" PRIu64 " keys, %" PRIu64 " configurations, checked in %.3f s\n",
+              std::string(sim::verdict_name(report->verdict)).c_str(), stats.operations,
+              stats.operations_checked, stats.operations_unknown, stats.keys,
+              stats.configurations, seconds);
+  if (report->verdict != sim::Verdict::kOk) {
+    std::printf("key \"%s\": %s\n", report->key.c_str(), report->explanation.c_str());
+    return 1;
+  }
+  return 0;
 }
 
 }  // namespace synod::cli

@@ -35,6 +35,17 @@ grep -q 'seed 1: FAIL: linearizability' <<<"$bug" || fail "no violation reported
 [ -s "$work/failures/seed-1/trace.txt" ] || fail "no trace saved"
 grep -q 'replay: synod sim --replay 1 ' <<<"$bug" || fail "no replay command printed"
 
+# synod check judges a saved history on its own: the bug's is refused...
+"$synod" check "$work/failures/seed-1/history.jsonl" >"$work/check" 2>&1
+[ $? -eq 1 ] || fail "check of a violating history should exit 1: $(cat "$work/check")"
+grep -q '^violation: ' "$work/check" || fail "check did not say violation: $(cat "$work/check")"
+# ...a passing seed's is accepted, and a malformed file is an error.
+"$synod" sim --seed 5 --duration 3 --history "$work/ok.jsonl" >/dev/null || fail "seed 5 with --history"
+"$synod" check "$work/ok.jsonl" | grep -q '^ok: ' || fail "check of a passing history"
+echo '{"id":1}' >"$work/broken.jsonl"
+"$synod" check "$work/broken.jsonl" >"$work/check" 2>&1
+[ $? -eq 2 ] || fail "a malformed history should exit 2"
+
 # Bad arguments: exit status 2 and a reason.
 "$synod" sim --faults meteor >"$work/bad" 2>&1
 [ $? -eq 2 ] || fail "an unknown fault should exit 2"
