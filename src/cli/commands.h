@@ -12,8 +12,32 @@ struct DemoOptions {
   int nodes = 3;
 };
 
-// Runs the in-process Raft demonstration; returns the process exit status.
+// Runs the in-process Raft walkthrough (simulated network); returns the
+// process exit status.
 int run_demo(const DemoOptions& options);
+
+// `synod start`: one node of a real cluster.
+struct StartOptions {
+  uint64_t id = 0;
+  std::string data_dir;
+  std::string client_addr = "127.0.0.1:7379";
+  std::string peer_addr = "127.0.0.1:7380";
+  std::string admin_addr = "127.0.0.1:7381";
+  std::string initial_cluster;  // 1=HOST:PORT,2=HOST:PORT,...
+  std::string cluster_id = "synod";
+  std::string zone;
+  std::string region;
+  std::string config_file;
+};
+int run_start(StartOptions options);
+
+// `synod demo`: a local cluster in one process, real TCP between its nodes.
+struct ClusterDemoOptions {
+  int nodes = 3;
+  std::string data_dir = "synod-data";
+  int base_port = 7379;  // node i serves clients on base + 100 (i - 1), peers on that + 1
+};
+int run_cluster_demo(const ClusterDemoOptions& options);
 
 struct SimCommandOptions {
   uint64_t seed = 1;

@@ -7,13 +7,43 @@ int main(int argc, char** argv) {
   CLI::App app{"Synod: a distributed key-value store where each keyspace chooses its side of CAP"};
   app.require_subcommand(1);
 
-  synod::cli::DemoOptions demo;
+  synod::cli::ClusterDemoOptions cluster_demo;
   CLI::App* demo_cmd = app.add_subcommand(
-      "demo", "Run a local cluster. Until the networked server lands this runs real Raft nodes "
-              "in one process over a simulated network, and says so.");
-  demo_cmd->add_option("--seed", demo.seed, "Seed of the simulated network and timeouts");
-  demo_cmd->add_option("--nodes", demo.nodes, "Number of nodes (3 or 5)")
+      "demo", "Run a local cluster in this process, real TCP between its nodes; point redis-cli "
+              "at any node. Ctrl-C stops it.");
+  demo_cmd->add_option("--nodes", cluster_demo.nodes, "Number of nodes")->check(CLI::Range(1, 9));
+  demo_cmd->add_option("--data-dir", cluster_demo.data_dir, "Where the nodes keep their data");
+  demo_cmd->add_option("--port", cluster_demo.base_port,
+                       "Client port of node 1; node i uses port + 100 (i - 1), peers that + 1");
+
+  synod::cli::DemoOptions demo;
+  CLI::App* tour_cmd = app.add_subcommand(
+      "tour", "Walk through what the Raft core guarantees: real Raft nodes in one process over "
+              "a simulated network, in simulated time");
+  tour_cmd->add_option("--seed", demo.seed, "Seed of the simulated network and timeouts");
+  tour_cmd->add_option("--nodes", demo.nodes, "Number of nodes (3 or 5)")
       ->check(CLI::IsMember({3, 5}));
+
+  synod::cli::StartOptions start;
+  CLI::App* start_cmd = app.add_subcommand("start", "Run one node of a Synod cluster");
+  start_cmd->add_option("--id", start.id, "This node's id (1, 2, ...)");
+  start_cmd->add_option("--data-dir", start.data_dir, "Where this node keeps its data");
+  start_cmd->add_option("--client-addr", start.client_addr, "HOST:PORT for Redis clients")
+      ->capture_default_str();
+  start_cmd->add_option("--peer-addr", start.peer_addr, "HOST:PORT to listen on for peers")
+      ->capture_default_str();
+  start_cmd->add_option("--admin-addr", start.admin_addr, "HOST:PORT for the HTTP admin API")
+      ->capture_default_str();
+  start_cmd->add_option("--initial-cluster", start.initial_cluster,
+                        "Every member's peer address, 1=HOST:PORT,2=HOST:PORT,... (first start "
+                        "only: a node with data ignores it)");
+  start_cmd->add_option("--cluster-id", start.cluster_id,
+                        "Name of the cluster; peers from another cluster are refused")
+      ->capture_default_str();
+  start_cmd->add_option("--zone", start.zone, "Failure zone of this node (placement)");
+  start_cmd->add_option("--region", start.region, "Region of this node (placement)");
+  start_cmd->add_option("--config", start.config_file,
+                        "A TOML file with the same keys as these flags (id, data-dir, ...)");
 
   synod::cli::SimCommandOptions sim;
   CLI::App* sim_cmd = app.add_subcommand(
@@ -44,7 +74,9 @@ int main(int argc, char** argv) {
   check_cmd->add_option("history", check_path, "The history file")->required();
   CLI11_PARSE(app, argc, argv);
   if (check_cmd->parsed()) return synod::cli::run_check(check_path);
-  if (demo_cmd->parsed()) return synod::cli::run_demo(demo);
+  if (demo_cmd->parsed()) return synod::cli::run_cluster_demo(cluster_demo);
+  if (tour_cmd->parsed()) return synod::cli::run_demo(demo);
+  if (start_cmd->parsed()) return synod::cli::run_start(start);
   if (sim_cmd->parsed()) return synod::cli::run_sim(sim);
   return 0;
 }

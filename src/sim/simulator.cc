@@ -466,33 +466,13 @@ class Simulation {
     check_node(n);
   }
 
-  storage::WalBatch wal_batch(SimNode& n, const node::PersistRequest& request) {
-    storage::WalBatch batch;
-    if (request.snapshot) {
-      batch.add_snapshot(kGroup, *request.snapshot, storage::SnapshotMode::kInstall);
-    }
-    if (!request.entries.empty()) batch.add_entries(kGroup, request.entries);
-    if (request.hard_state) batch.add_hard_state(kGroup, *request.hard_state);
-    if (request.compact) {
-      const storage::GroupLog& group = n.log->group(kGroup);
-      LogIndex last = group.last_index();
-      if (!request.entries.empty()) last = request.entries.back().index;
-      LogIndex first = group.first_index();
-      if (request.snapshot) first = LogIndex{request.snapshot->index.value() + 1};
-      if (request.compact->index >= first && request.compact->index <= last) {
-        batch.add_snapshot(kGroup, *request.compact, storage::SnapshotMode::kCompact);
-      }
-    }
-    return batch;
-  }
-
   void persist_done(uint64_t id, uint64_t epoch) {
     SimNode* n = up_node(id, epoch);
     if (n == nullptr) return;
     on_node(*n, [this, id, epoch] {
       SimNode* target = up_node(id, epoch);
       if (target == nullptr || !target->persisting) return;
-      storage::WalBatch batch = wal_batch(*target, *target->persisting);
+      storage::WalBatch batch = storage::to_wal_batch(kGroup, *target->persisting, target->log->group(kGroup));
       target->persisting.reset();
       if (!batch.empty()) {
         base::Status written = target->log->write(batch);
@@ -514,7 +494,7 @@ class Simulation {
       // The process dies during its WAL write: the bytes reach the page
       // cache but the fsync never completes, so the power cut may keep a
       // torn prefix of them.
-      storage::WalBatch batch = wal_batch(n, *n.persisting);
+      storage::WalBatch batch = storage::to_wal_batch(kGroup, *n.persisting, n.log->group(kGroup));
       if (!batch.empty()) {
         n.disk->fail_next_syncs(1);
         (void)n.log->write(batch);

@@ -255,6 +255,26 @@ Status DurableLog::apply(const WalBatch& batch, const WalWriteResult& result) {
 }
 
 Status DurableLog::write(const WalBatch& batch) {
+  base::Result<WalBatch> fitted = prepare(batch);
+  if (!fitted) return fitted.error();
+  WalBatch copy = *fitted;
+  WalWriteResult result = wal_->write(std::move(copy));
+  return apply(*fitted, result);
+}
+
+void DurableLog::submit(const WalBatch& batch, Submitted done) {
+  base::Result<WalBatch> fitted = prepare(batch);
+  if (!fitted) {
+    done(WalBatch(), WalWriteResult{fitted.error(), {}});
+    return;
+  }
+  auto records = std::make_shared<WalBatch>(*fitted);
+  wal_->submit(std::move(*fitted), [records, done = std::move(done)](WalWriteResult result) {
+    done(std::move(*records), std::move(result));
+  });
+}
+
+base::Result<WalBatch> DurableLog::prepare(const WalBatch& batch) {
   // A gap would be written durably and then refused by the log, and the
   // next recovery would read it as a lost segment: check before writing.
   std::map<raft::GroupId, LogIndex> last;
@@ -277,9 +297,32 @@ Status DurableLog::write(const WalBatch& batch) {
   // The records as the WAL will write them, so locations line up.
   WalBatch fitted = batch;
   fitted.fit_records(wal_->record_bytes_max());
-  WalBatch copy = fitted;
-  WalWriteResult result = wal_->write(std::move(copy));
-  return apply(fitted, result);
+  return fitted;
+}
+
+}  // namespace synod::storage
+
+namespace synod::storage {
+
+WalBatch to_wal_batch(raft::GroupId group, const node::PersistRequest& request,
+                      const GroupLog& log) {
+  WalBatch batch;
+  if (request.snapshot) batch.add_snapshot(group, *request.snapshot, SnapshotMode::kInstall);
+  if (!request.entries.empty()) batch.add_entries(group, request.entries);
+  if (request.hard_state) batch.add_hard_state(group, *request.hard_state);
+  if (request.compact) {
+    raft::LogIndex first = log.first_index();
+    raft::LogIndex last = log.last_index();
+    if (request.snapshot) {
+      first = request.snapshot->index + 1;
+      last = request.snapshot->index;
+    }
+    if (!request.entries.empty()) last = request.entries.back().index;
+    if (request.compact->index >= first && request.compact->index <= last) {
+      batch.add_snapshot(group, *request.compact, SnapshotMode::kCompact);
+    }
+  }
+  return batch;
 }
 
 }  // namespace synod::storage

@@ -19,6 +19,7 @@
 #include <functional>
 #include <optional>
 
+#include "node/node.h"
 #include "raft/storage.h"
 #include "storage/wal.h"
 
@@ -111,13 +112,31 @@ class DurableLog {
   base::Status apply(const WalBatch& batch, const WalWriteResult& result);
   // Writes `batch` (waiting for it) and feeds it to the groups.
   base::Status write(const WalBatch& batch);
+  // Queues `batch` and returns; `done` runs on the WAL's writer thread with
+  // the records as written and the result. The owner of the groups then
+  // calls `apply(records, result)` on its own thread (the groups are not
+  // thread-safe). A batch refused before writing (a gap) gets `done` at once.
+  using Submitted = std::function<void(WalBatch records, WalWriteResult result)>;
+  void submit(const WalBatch& batch, Submitted done);
 
  private:
   DurableLog() = default;
+  base::Result<WalBatch> prepare(const WalBatch& batch);
 
   GroupLogOptions group_options_;
   std::unique_ptr<Wal> wal_;
   std::map<raft::GroupId, std::unique_ptr<GroupLog>> groups_;
 };
+
+}  // namespace synod::storage
+
+namespace synod::storage {
+
+// The WAL records for a node's PersistRequest (node/node.h): the installed
+// snapshot's marker first, then entries, then the hard state, then the
+// compaction marker, which is dropped if it falls outside the group's log as
+// it will stand (a snapshot installed meanwhile may have passed it).
+WalBatch to_wal_batch(raft::GroupId group, const node::PersistRequest& request,
+                      const GroupLog& log);
 
 }  // namespace synod::storage

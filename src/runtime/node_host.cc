@@ -1,0 +1,385 @@
+#include "runtime/node_host.h"
+
+#include <asio.hpp>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "raft/raft.h"
+#include "storage/group_log.h"
+#include "storage/posix_file_system.h"
+#include "storage/rocks_kv_engine.h"
+
+namespace synod::runtime {
+
+using base::Errc;
+using base::Error;
+
+namespace {
+
+constexpr raft::GroupId kDefaultGroup{1};
+
+// cluster.json: who this node is and who its members are, written once when
+// the node bootstraps (before the WAL says the group exists).
+struct ClusterFile {
+  std::string cluster_id;
+  uint64_t node_id = 0;
+  std::map<uint64_t, std::string> members;
+};
+
+base::Status write_cluster_file(storage::FileSystem& files, const std::string& dir,
+                                const ClusterFile& cluster) {
+  nlohmann::json json;
+  json["cluster_id"] = cluster.cluster_id;
+  json["node_id"] = cluster.node_id;
+  for (const auto& [id, address] : cluster.members) json["members"][std::to_string(id)] = address;
+  const std::string path = dir + "/cluster.json";
+  (void)files.remove(path);
+  auto file = files.open_writable(path, /*create=*/true);
+  if (!file) return file.error();
+  if (auto s = (*file)->append(json.dump(2) + "\n"); !s) return s;
+  if (auto s = (*file)->sync(); !s) return s;
+  return files.sync_dir(dir);
+}
+
+base::Result<ClusterFile> read_cluster_file(storage::FileSystem& files, const std::string& dir) {
+  const std::string path = dir + "/cluster.json";
+  auto file = files.open_readable(path);
+  if (!file) return file.error();
+  auto size = (*file)->size();
+  if (!size) return size.error();
+  if (*size > (1u << 20)) return Error(Errc::kCorruption, path + " is over 1 MiB");
+  std::string text;
+  if (auto s = (*file)->read_at(0, static_cast<size_t>(*size), &text); !s) return s.error();
+  try {
+    const nlohmann::json json = nlohmann::json::parse(text);
+    ClusterFile cluster;
+    cluster.cluster_id = json.at("cluster_id").get<std::string>();
+    cluster.node_id = json.at("node_id").get<uint64_t>();
+    for (const auto& [id, address] : json.at("members").items()) {
+      cluster.members[std::stoull(id)] = address.get<std::string>();
+    }
+    return cluster;
+  } catch (const std::exception& e) {
+    return Error(Errc::kCorruption, path + " does not parse: " + e.what());
+  }
+}
+
+uint64_t random_u64() {
+  std::random_device device;
+  return (uint64_t{device()} << 32) ^ device();
+}
+
+}  // namespace
+
+struct NodeHost::Impl {
+  Impl(asio::io_context& l, NodeHostOptions o) : loop(l), options(std::move(o)), ticker(l) {}
+
+  asio::io_context& loop;
+  NodeHostOptions options;
+  storage::PosixFileSystem files;
+  std::unique_ptr<storage::DurableLog> log;
+  std::unique_ptr<storage::RocksKvEngine> engine;
+  std::unique_ptr<node::Node> node;
+  std::unique_ptr<PeerTransport> transport;
+  ClusterFile cluster;
+  asio::steady_timer ticker;
+  std::map<uint64_t, Done> waiting;  // request id -> caller
+  uint64_t next_request = 1;
+  bool stopped = false;
+  std::string failure;
+  raft::Role last_role = raft::Role::kFollower;
+  uint64_t last_leader = 0;
+  uint64_t elections_won = 0;
+  uint64_t proposals = 0;
+  // Keeps the object alive for completions that arrive from the writer
+  // thread after stop (they find `stopped` and do nothing).
+  std::shared_ptr<bool> alive = std::make_shared<bool>(true);
+
+  void say(const std::string& line) {
+    if (options.log) options.log(line);
+  }
+
+  base::Status open() {
+    const std::string& dir = options.data_dir;
+    if (auto s = files.create_dirs(dir); !s) return s;
+    storage::WalOptions wal;
+    wal.dir = dir + "/wal";
+    wal.writer_thread = true;
+    wal.log = [this](const std::string& line) { say("wal: " + line); };
+    auto opened = storage::DurableLog::open(files, wal);
+    if (!opened) return opened.error();
+    log = std::move(*opened);
+    auto rocks = storage::RocksKvEngine::open(dir + "/kv");
+    if (!rocks) return rocks.error();
+    engine = std::move(*rocks);
+
+    if (!log->has_group(kDefaultGroup)) {
+      if (auto s = bootstrap(); !s) return s;
+    } else {
+      auto read = read_cluster_file(files, dir);
+      if (!read) {
+        return Error(Errc::kCorruption, "the WAL holds data but the member list cannot be read: " +
+                                            read.error().message());
+      }
+      cluster = std::move(*read);
+      if (cluster.node_id != options.node_id) {
+        return Error(Errc::kInvalidArgument,
+                     dir + " belongs to node " + std::to_string(cluster.node_id) +
+                         ", not node " + std::to_string(options.node_id));
+      }
+      if (!options.initial_cluster.empty() && options.initial_cluster != cluster.members) {
+        say("data directory exists: ignoring --initial-cluster, using the members in " + dir +
+            "/cluster.json");
+      }
+    }
+
+    node::NodeOptions node_options;
+    node_options.raft.id = raft::NodeId{options.node_id};
+    node_options.raft.group = kDefaultGroup;
+    node_options.raft.storage = &log->group(kDefaultGroup);
+    node_options.raft.election_tick = options.election_ticks;
+    node_options.raft.heartbeat_tick = options.heartbeat_ticks;
+    node_options.raft.random_seed = random_u64();
+    node_options.raft.max_size_per_msg_bytes = 1u << 20;
+    node_options.raft.max_inflight_msgs = 256;
+    node_options.request_timeout_ticks =
+        std::max<uint64_t>(1, options.request_timeout_ms / std::max<uint32_t>(options.tick_ms, 1));
+    node_options.compact_every_entries = options.compact_every_entries;
+    node_options.incarnation = random_u64();
+    auto made = node::Node::create(std::move(node_options), engine.get());
+    if (!made) return made.error();
+    node = std::move(*made);
+    node::Node* process = node.get();
+    log->group(kDefaultGroup).set_snapshot_source([process] { return process->machine().snapshot(); });
+
+    PeerTransportOptions peer;
+    peer.node_id = options.node_id;
+    peer.cluster_id = cluster.cluster_id;
+    peer.members = cluster.members;
+    peer.listen_address = options.peer_listen.empty() ? cluster.members[options.node_id]
+                                                      : options.peer_listen;
+    transport = std::make_unique<PeerTransport>(
+        loop, peer,
+        [this](uint64_t from, node::PeerMessage message) {
+          if (stopped || !failure.empty()) return;
+          node->receive(raft::NodeId{from}, std::move(message));
+          drain();
+        },
+        [this](const std::string& line) { say(line); });
+    return {};
+  }
+
+  base::Status bootstrap() {
+    if (options.initial_cluster.empty() || !options.initial_cluster.contains(options.node_id)) {
+      return Error(Errc::kInvalidArgument,
+                   "a new node needs --initial-cluster naming every member, itself (node " +
+                       std::to_string(options.node_id) + ") included");
+    }
+    cluster.cluster_id = options.cluster_id;
+    cluster.node_id = options.node_id;
+    cluster.members = options.initial_cluster;
+    if (auto s = write_cluster_file(files, options.data_dir, cluster); !s) return s;
+    raft::ConfState conf;
+    for (const auto& [id, address] : cluster.members) conf.voters.push_back(raft::NodeId{id});
+    // The engine may already hold the bootstrap state (a crash came between
+    // it and the WAL record below): then only the WAL record is missing.
+    node::KvStateMachine machine(kDefaultGroup, engine.get());
+    if (auto s = machine.load(); !s) return s;
+    if (machine.applied().index == raft::LogIndex{0}) {
+      if (auto s = machine.bootstrap(node::AppliedState{raft::LogIndex{1}, raft::Term{1}, conf}); !s) {
+        return s;
+      }
+    }
+    storage::WalBatch batch;
+    batch.add_snapshot(kDefaultGroup, raft::SnapshotMeta{raft::LogIndex{1}, raft::Term{1}, conf},
+                       storage::SnapshotMode::kInstall);
+    batch.add_hard_state(kDefaultGroup, raft::HardState{raft::Term{1}, raft::NodeId{}, raft::LogIndex{1}});
+    if (auto s = log->write(batch); !s) return s;
+    say("bootstrapped cluster \"" + cluster.cluster_id + "\" with " +
+        std::to_string(cluster.members.size()) + " members");
+    return {};
+  }
+
+  base::Status start() {
+    if (auto s = transport->start(); !s) return s;
+    schedule_tick();
+    return {};
+  }
+
+  void schedule_tick() {
+    ticker.expires_after(std::chrono::milliseconds(options.tick_ms));
+    ticker.async_wait([this](const asio::error_code& error) {
+      if (error || stopped) return;
+      if (failure.empty()) {
+        node->tick();
+        drain();
+      }
+      schedule_tick();
+    });
+  }
+
+  void submit(node::Request request, Done done) {
+    if (stopped || !failure.empty()) {
+      node::Response response;
+      response.status = node::Response::Status::kUnavailable;
+      response.reason = stopped ? "the node is stopping" : "the node stopped: " + failure;
+      done(std::move(response));
+      return;
+    }
+    const uint64_t id = next_request++;
+    waiting.emplace(id, std::move(done));
+    if (request.kind == node::Request::Kind::kWrite) ++proposals;
+    node->submit(id, std::move(request));
+    drain();
+  }
+
+  void drain() {
+    if (stopped) return;
+    node::NodeOutput out = node->take_output();
+    for (node::Envelope& envelope : out.messages) {
+      transport->send(envelope.to.value(), envelope.message);
+    }
+    for (auto& [id, response] : out.responses) {
+      auto it = waiting.find(id);
+      if (it == waiting.end()) continue;
+      Done done = std::move(it->second);
+      waiting.erase(it);
+      done(std::move(response));
+    }
+    if (out.persist) persist(std::move(*out.persist));
+    if (node->failed()) fail("node: " + node->failed()->to_string());
+    note_role();
+  }
+
+  void persist(node::PersistRequest request) {
+    storage::WalBatch batch = storage::to_wal_batch(kDefaultGroup, request, log->group(kDefaultGroup));
+    if (batch.empty()) {
+      node->persisted();
+      drain();
+      return;
+    }
+    std::weak_ptr<bool> alive_check = alive;
+    log->submit(batch, [this, alive_check](storage::WalBatch records, storage::WalWriteResult result) {
+      // On the WAL's writer thread: hand the result to the loop.
+      asio::post(loop, [this, alive_check, records = std::move(records),
+                        result = std::move(result)]() mutable {
+        if (alive_check.expired() || stopped) return;
+        base::Status applied = log->apply(records, result);
+        if (!applied) {
+          fail("write-ahead log: " + applied.error().to_string());
+          return;
+        }
+        node->persisted();
+        drain();
+      });
+    });
+  }
+
+  // A storage failure stops the node (as etcd does): nothing more is
+  // promised, every open request is told, and the process should restart
+  // and recover from what is on disk.
+  void fail(const std::string& why) {
+    if (!failure.empty()) return;
+    failure = why;
+    say("node " + std::to_string(options.node_id) + " stops serving: " + why +
+        " (restart it to recover from disk)");
+    fail_waiting("the node stopped: " + why);
+  }
+
+  void fail_waiting(const std::string& reason) {
+    std::map<uint64_t, Done> open = std::move(waiting);
+    waiting.clear();
+    for (auto& [id, done] : open) {
+      node::Response response;
+      response.status = node::Response::Status::kUnavailable;
+      response.reason = reason;
+      done(std::move(response));
+    }
+  }
+
+  void note_role() {
+    const raft::Raft& raft = node->raw().raft();
+    if (raft.role() != last_role || raft.leader().value() != last_leader) {
+      if (raft.role() == raft::Role::kLeader) {
+        ++elections_won;
+        say("node " + std::to_string(options.node_id) + " leads term " +
+            std::to_string(raft.term().value()));
+      } else if (last_role == raft::Role::kLeader) {
+        say("node " + std::to_string(options.node_id) + " lost leadership in term " +
+            std::to_string(raft.term().value()));
+      } else if (raft.leader().value() != 0 && raft.leader().value() != last_leader) {
+        say("leader is node " + std::to_string(raft.leader().value()) + " (term " +
+            std::to_string(raft.term().value()) + ")");
+      }
+      last_role = raft.role();
+      last_leader = raft.leader().value();
+    }
+  }
+
+  void stop() {
+    if (stopped) return;
+    stopped = true;
+    ticker.cancel();
+    if (transport) transport->stop();
+    fail_waiting("the node is stopping");
+  }
+};
+
+NodeHost::NodeHost(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+NodeHost::~NodeHost() {
+  impl_->stop();
+  // The WAL's writer finishes what it has (its destructor joins it) before
+  // the engine and the node go.
+  impl_->alive.reset();
+  impl_->transport.reset();
+  impl_->node.reset();
+  impl_->log.reset();
+  if (impl_->engine) (void)impl_->engine->sync();
+  impl_->engine.reset();
+}
+
+base::Result<std::unique_ptr<NodeHost>> NodeHost::open(asio::io_context& loop,
+                                                       NodeHostOptions options) {
+  if (options.node_id == 0) return Error(Errc::kInvalidArgument, "node id must be at least 1");
+  if (options.data_dir.empty()) return Error(Errc::kInvalidArgument, "a data directory is needed");
+  if (options.tick_ms == 0 || options.election_ticks <= options.heartbeat_ticks) {
+    return Error(Errc::kInvalidArgument, "ticks must be positive and elections slower than heartbeats");
+  }
+  auto impl = std::make_unique<Impl>(loop, std::move(options));
+  if (auto s = impl->open(); !s) return s.error();
+  return std::unique_ptr<NodeHost>(new NodeHost(std::move(impl)));
+}
+
+base::Status NodeHost::start() { return impl_->start(); }
+void NodeHost::stop() { impl_->stop(); }
+void NodeHost::submit(node::Request request, Done done) {
+  impl_->submit(std::move(request), std::move(done));
+}
+uint64_t NodeHost::node_id() const { return impl_->options.node_id; }
+
+NodeHostStatus NodeHost::status() const {
+  NodeHostStatus status;
+  const Impl& i = *impl_;
+  status.node_id = i.options.node_id;
+  status.cluster_id = i.cluster.cluster_id;
+  const raft::Raft& raft = i.node->raw().raft();
+  GroupStatus group;
+  group.group = kDefaultGroup.value();
+  group.role = std::string(raft::role_name(raft.role()));
+  group.term = raft.term().value();
+  group.leader = raft.leader().value();
+  group.commit = raft.log().committed().value();
+  group.applied = i.node->machine().applied().index.value();
+  group.last_index = raft.log().last_index().value();
+  status.groups.push_back(group);
+  status.peers = i.transport->peers();
+  status.requests_open = i.waiting.size();
+  status.elections_won = i.elections_won;
+  status.proposals = i.proposals;
+  status.wal_syncs = i.log->wal().stats().syncs;
+  status.failure = i.failure;
+  return status;
+}
+
+}  // namespace synod::runtime

@@ -1,0 +1,102 @@
+// NodeHost: one Synod node as a process runs it. It owns the node's disk
+// state (the WAL under `<data>/wal`, RocksDB under `<data>/kv`, the member
+// list in `<data>/cluster.json`), the pure node::Node, the peer transport
+// and the tick timer, all on one asio event loop. The WAL's writer thread
+// and RocksDB's own threads are the only others.
+//
+// It does for node::Node what the simulator does in simulated time: sends
+// its messages, makes its writes durable (group commit through the WAL's
+// writer; the completion comes back to the loop, which feeds the group's log
+// and tells the node), ticks it, and routes replies to the callers of
+// `submit`.
+//
+// First start: with no WAL for the group, the node bootstraps the group with
+// the initial members (the configuration as a snapshot at index 1, as every
+// member does, so they agree) and records the member list. A restart
+// recovers from disk and ignores `initial_cluster`.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "node/node.h"
+#include "runtime/peer_transport.h"
+
+namespace asio {
+class io_context;
+}
+
+namespace synod::runtime {
+
+struct NodeHostOptions {
+  uint64_t node_id = 0;
+  std::string cluster_id = "synod";
+  std::string data_dir;
+  // Peer address of every initial member, ours included (first start only).
+  std::map<uint64_t, std::string> initial_cluster;
+  // Where to listen for peers; our entry in the member list when empty.
+  std::string peer_listen;
+  uint32_t tick_ms = 50;
+  int election_ticks = 10;  // 0.5-1 s: a leader is replaced within 2 s
+  int heartbeat_ticks = 1;
+  uint32_t request_timeout_ms = 3000;
+  uint64_t compact_every_entries = 10000;
+  std::function<void(const std::string&)> log;
+};
+
+struct GroupStatus {
+  uint64_t group = 0;
+  std::string role;
+  uint64_t term = 0;
+  uint64_t leader = 0;
+  uint64_t commit = 0;
+  uint64_t applied = 0;
+  uint64_t last_index = 0;
+};
+
+struct NodeHostStatus {
+  uint64_t node_id = 0;
+  std::string cluster_id;
+  std::vector<GroupStatus> groups;
+  std::vector<PeerState> peers;
+  uint64_t requests_open = 0;
+  uint64_t elections_won = 0;
+  uint64_t proposals = 0;
+  uint64_t wal_syncs = 0;
+  std::string failure;  // set once the node stopped on a storage failure
+};
+
+class NodeHost {
+ public:
+  using Done = std::function<void(node::Response)>;
+
+  // Opens (recovering, or bootstrapping on first start) the node's data.
+  static base::Result<std::unique_ptr<NodeHost>> open(asio::io_context& loop,
+                                                      NodeHostOptions options);
+  ~NodeHost();
+
+  // Listens for peers and starts ticking.
+  base::Status start();
+  // Stops ticking and closes peer connections; open requests get kUnavailable.
+  void stop();
+
+  // On the loop's thread: runs `request`, then calls `done` (always, by the
+  // request's deadline at the latest).
+  void submit(node::Request request, Done done);
+
+  NodeHostStatus status() const;
+  uint64_t node_id() const;
+
+  struct Impl;
+
+ private:
+  explicit NodeHost(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace synod::runtime
