@@ -28,6 +28,10 @@ struct StartOptions {
   std::string zone;
   std::string region;
   std::string config_file;
+  // Client limits (README, "Limits").
+  uint64_t max_clients = 10000;
+  uint64_t incomplete_request_timeout_ms = 30000;
+  uint64_t request_timeout_ms = 3000;
 };
 int run_start(StartOptions options);
 

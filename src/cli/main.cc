@@ -42,6 +42,15 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   start_cmd->add_option("--zone", start.zone, "Failure zone of this node (placement)");
   start_cmd->add_option("--region", start.region, "Region of this node (placement)");
+  start_cmd->add_option("--max-clients", start.max_clients,
+                        "Client connections at once; more are refused")
+      ->capture_default_str();
+  start_cmd->add_option("--incomplete-request-timeout-ms", start.incomplete_request_timeout_ms,
+                        "A client that leaves a request incomplete this long is disconnected")
+      ->capture_default_str();
+  start_cmd->add_option("--request-timeout-ms", start.request_timeout_ms,
+                        "How long a request may wait for the cluster before -TRYAGAIN")
+      ->capture_default_str();
   start_cmd->add_option("--config", start.config_file,
                         "A TOML file with the same keys as these flags (id, data-dir, ...)");
 

@@ -79,7 +79,7 @@ struct Running {
 };
 
 base::Result<Running> launch(asio::io_context& loop, runtime::NodeHostOptions host_options,
-                             const std::string& client_address) {
+                             api::RespServerOptions server_options) {
   const uint64_t id = host_options.node_id;
   host_options.log = [id](const std::string& line) { spdlog::info("[node {}] {}", id, line); };
   auto host = runtime::NodeHost::open(loop, std::move(host_options));
@@ -87,8 +87,6 @@ base::Result<Running> launch(asio::io_context& loop, runtime::NodeHostOptions ho
   Running running;
   running.host = std::move(*host);
   running.store = std::make_unique<HostStore>(*running.host);
-  api::RespServerOptions server_options;
-  server_options.listen_address = client_address;
   running.server = std::make_unique<api::RespServer>(
       loop, server_options, *running.store,
       [id](const std::string& line) { spdlog::info("[node {}] {}", id, line); });
@@ -111,6 +109,12 @@ base::Status apply_config_file(StartOptions& options) {
     if (auto value = table[key].value<std::string>()) into = *value;
   };
   if (auto id = table["id"].value<int64_t>()) options.id = static_cast<uint64_t>(*id);
+  auto number = [&](const char* key, uint64_t& into) {
+    if (auto value = table[key].value<int64_t>(); value && *value > 0) into = static_cast<uint64_t>(*value);
+  };
+  number("max-clients", options.max_clients);
+  number("incomplete-request-timeout-ms", options.incomplete_request_timeout_ms);
+  number("request-timeout-ms", options.request_timeout_ms);
   text("data-dir", options.data_dir);
   text("client-addr", options.client_addr);
   text("peer-addr", options.peer_addr);
@@ -146,8 +150,13 @@ int run_start(StartOptions options) {
     }
     host.initial_cluster = std::move(*members);
   }
+  host.request_timeout_ms = static_cast<uint32_t>(options.request_timeout_ms);
+  api::RespServerOptions server;
+  server.listen_address = options.client_addr;
+  server.clients_max = options.max_clients;
+  server.partial_request_timeout_ms = static_cast<uint32_t>(options.incomplete_request_timeout_ms);
   asio::io_context loop(1);
-  auto running = launch(loop, std::move(host), options.client_addr);
+  auto running = launch(loop, std::move(host), server);
   if (!running) {
     std::fprintf(stderr, "synod start: %s\n", running.error().to_string().c_str());
     return 1;
@@ -180,8 +189,9 @@ int run_cluster_demo(const ClusterDemoOptions& options) {
     host.cluster_id = "synod-demo";
     host.data_dir = options.data_dir + "/node-" + std::to_string(i);
     host.initial_cluster = members;
-    const std::string client = "127.0.0.1:" + std::to_string(options.base_port + 100 * (i - 1));
-    auto running = launch(loop, host, client);
+    api::RespServerOptions server;
+    server.listen_address = "127.0.0.1:" + std::to_string(options.base_port + 100 * (i - 1));
+    auto running = launch(loop, host, server);
     if (!running) {
       std::fprintf(stderr, "synod demo: node %d: %s\n", i, running.error().to_string().c_str());
       return 1;

@@ -6,7 +6,8 @@
 set -u
 synod="$1"
 work="$(mktemp -d)"
-base=$(( 20000 + ($$ % 2000) * 10 ))
+# Below the ephemeral range (32768+), where outgoing connections take ports.
+base=$(( 10000 + ($$ % 450) * 15 ))
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null; done

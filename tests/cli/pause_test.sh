@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Five `synod start` processes; SIGSTOP two: writes go on; SIGSTOP a third:
+# a write answers -TRYAGAIN within the request deadline instead of hanging;
+# SIGCONT: writes resume. Every process started here is stopped by its PID.
+set -u
+synod="$1"
+work="$(mktemp -d)"
+# Below the ephemeral range (32768+), where outgoing connections take ports.
+base=$(( 24000 + ($$ % 450) * 15 ))
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill -CONT "$pid" 2>/dev/null; kill -9 "$pid" 2>/dev/null; done
+  for pid in "${pids[@]}"; do while kill -0 "$pid" 2>/dev/null; do sleep 0.02; done; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+fail() {
+  echo "FAIL: $*"
+  for i in 1 2 3 4 5; do echo "--- node $i"; tail -8 "$work/node$i.log"; done
+  exit 1
+}
+client_port() { echo $(( base + $1 * 2 )); }
+peer_port() { echo $(( base + $1 * 2 + 1 )); }
+cluster=""
+for i in 1 2 3 4 5; do cluster+="${cluster:+,}$i=127.0.0.1:$(peer_port "$i")"; done
+for i in 1 2 3 4 5; do
+  "$synod" start --id "$i" --data-dir "$work/data$i" --client-addr "127.0.0.1:$(client_port "$i")" \
+    --peer-addr "127.0.0.1:$(peer_port "$i")" --initial-cluster "$cluster" >"$work/node$i.log" 2>&1 &
+  pids[$i]=$!
+  disown "${pids[$i]}"
+done
+cli() { local node=$1; shift; redis-cli -p "$(client_port "$node")" "$@" 2>&1; }
+for _ in $(seq 1 200); do [ "$(cli 1 set ready 1)" = "OK" ] && break; sleep 0.05; done
+[ "$(cli 1 get ready)" = "1" ] || fail "the cluster did not start serving"
+
+# Node 1 keeps serving clients throughout; stop two others.
+for i in 1 2 3 4 5; do kill -0 "${pids[$i]}" 2>/dev/null || fail "node $i is not running"; done
+kill -STOP "${pids[4]}" "${pids[5]}"
+for n in $(seq 1 20); do
+  [ "$(cli 1 set "k$n" "$n")" = "OK" ] || fail "write $n with two nodes stopped: $(cli 1 set "k$n" "$n")"
+done
+
+# A third: no majority. A write must end with -TRYAGAIN by its deadline.
+kill -STOP "${pids[3]}"
+sleep 1.5  # if the leader was among them, let every node notice
+start=$(date +%s%N)
+reply="$(timeout 10 redis-cli -p "$(client_port 1)" set stuck 1 2>&1)"
+took_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+echo "without a majority: '$reply' after ${took_ms} ms"
+case "$reply" in TRYAGAIN*) ;; *) fail "expected TRYAGAIN without a majority, got '$reply'" ;; esac
+[ "$took_ms" -le 4000 ] || fail "the write took ${took_ms} ms to fail (deadline 3 s)"
+
+# Continue them all: writes resume, and nothing acknowledged was lost.
+kill -CONT "${pids[3]}" "${pids[4]}" "${pids[5]}"
+for _ in $(seq 1 200); do [ "$(cli 1 set resumed 1)" = "OK" ] && break; sleep 0.05; done
+[ "$(cli 2 get resumed)" = "1" ] || fail "writes did not resume"
+for n in $(seq 1 20); do
+  [ "$(cli 5 get "k$n")" = "$n" ] || fail "k$n lost: $(cli 5 get "k$n")"
+done
+echo ok
