@@ -259,7 +259,20 @@ void incr_by(Session& session, const std::string& key, int64_t delta, RespWriter
           });
 }
 
+constexpr std::string_view kCommands[] = {
+    "append", "auth",  "cas",   "client", "command", "config", "decr",   "decrby", "del",
+    "echo",   "exists", "get",  "hello",  "incr",    "incrby", "info",   "mget",   "mset",
+    "ping",   "quit",  "select", "set",   "strlen"};
+
 }  // namespace
+
+std::string metric_name(std::string_view command) {
+  const std::string name = lower(command);
+  for (std::string_view known : kCommands) {
+    if (known == name) return name;
+  }
+  return "unknown";
+}
 
 void execute(Session& session, Args args, RespWriter& out, Store& store, Done done) {
   const std::string name = lower(args[0]);

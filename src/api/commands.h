@@ -34,6 +34,10 @@ struct Session {
   bool quit = false;        // close after the reply
 };
 
+// The name a command is counted under in metrics: its lower-case name if
+// Synod knows it, else "unknown" (so clients cannot create label values).
+std::string metric_name(std::string_view command);
+
 // Runs one command: writes its reply to `out`, then calls `done` (at once
 // for commands that need no store).
 void execute(Session& session, std::vector<std::string> args, RespWriter& out, Store& store,

@@ -7,6 +7,7 @@
 
 #include "base/result.h"
 #include "runtime/listen.h"
+#include "runtime/metrics.h"
 
 namespace synod::api {
 
@@ -64,6 +65,7 @@ struct RespServer::Impl : std::enable_shared_from_this<RespServer::Impl> {
         continue;
       }
       self->sockets.insert(shared);
+      if (self->options.metrics) self->options.metrics->add("synod_client_connections_total", "");
       asio::co_spawn(self->loop, connection(self, shared), asio::detached);
     }
   }
@@ -101,6 +103,9 @@ struct RespServer::Impl : std::enable_shared_from_this<RespServer::Impl> {
     auto flush = [&]() -> awaitable<bool> {
       if (out.buffer().empty()) co_return true;
       std::string bytes = out.take();
+      if (self->options.metrics) {
+        self->options.metrics->add("synod_client_sent_bytes_total", "", bytes.size());
+      }
       auto [e, n] = co_await asio::async_write(*socket, asio::buffer(bytes), as_tuple(use_awaitable));
       co_return !e;
     };
@@ -110,6 +115,7 @@ struct RespServer::Impl : std::enable_shared_from_this<RespServer::Impl> {
                                                              as_tuple(use_awaitable));
       if (read_error) break;
       parser.feed(std::string_view(buffer.data(), n));
+      if (self->options.metrics) self->options.metrics->add("synod_client_received_bytes_total", "", n);
       size_t completed = 0;
       while (open) {
         const auto status = parser.next(&args, &error);
@@ -120,9 +126,19 @@ struct RespServer::Impl : std::enable_shared_from_this<RespServer::Impl> {
           open = false;
           break;
         }
+        const size_t reply_start = out.buffer().size();
+        const auto started = std::chrono::steady_clock::now();
+        const std::string command = self->options.metrics ? metric_name(args[0]) : std::string();
         co_await run(session, std::move(args), out, self->store);
         args.clear();
         ++completed;
+        if (runtime::Metrics* m = self->options.metrics) {
+          const bool error = out.buffer().size() > reply_start && out.buffer()[reply_start] == '-';
+          const std::string labels = "command=\"" + command + "\"";
+          m->add("synod_commands_total", labels + ",result=\"" + (error ? "error" : "ok") + "\"");
+          m->observe("synod_command_duration_seconds", labels,
+                     std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+        }
         if (session.quit) {
           co_await flush();
           open = false;

@@ -21,6 +21,9 @@
 namespace asio {
 class io_context;
 }
+namespace synod::runtime {
+class Metrics;
+}
 
 namespace synod::api {
 
@@ -31,6 +34,8 @@ struct RespServerOptions {
   uint32_t partial_request_timeout_ms = 30000;
   // Replies buffered before they are flushed mid-pipeline.
   size_t reply_flush_bytes = 64 * 1024;
+  // Commands by name and result, their latency, clients, bytes (optional).
+  runtime::Metrics* metrics = nullptr;
 };
 
 class RespServer {

@@ -43,6 +43,14 @@ struct ClusterDemoOptions {
 };
 int run_cluster_demo(const ClusterDemoOptions& options);
 
+// `synod ctl --admin HOST:PORT status [--json]`.
+struct CtlOptions {
+  std::string admin = "127.0.0.1:7381";
+  std::string command;
+  bool json = false;
+};
+int run_ctl(const CtlOptions& options);
+
 struct SimCommandOptions {
   uint64_t seed = 1;
   uint64_t seeds = 0;  // run first_seed .. first_seed + seeds - 1 when set

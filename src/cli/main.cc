@@ -81,7 +81,15 @@ int main(int argc, char** argv) {
   CLI::App* check_cmd = app.add_subcommand(
       "check", "Check a history (JSON lines, docs/history.md) for linearizability");
   check_cmd->add_option("history", check_path, "The history file")->required();
+  synod::cli::CtlOptions ctl;
+  CLI::App* ctl_cmd = app.add_subcommand("ctl", "Ask a running node about the cluster");
+  ctl_cmd->add_option("--admin", ctl.admin, "The node's admin address, HOST:PORT")
+      ->capture_default_str();
+  ctl_cmd->add_option("command", ctl.command, "status (the node, its groups and its peers) or metrics (Prometheus text)")
+      ->required();
+  ctl_cmd->add_flag("--json", ctl.json, "Print the JSON the node returned, for scripts");
   CLI11_PARSE(app, argc, argv);
+  if (ctl_cmd->parsed()) return synod::cli::run_ctl(ctl);
   if (check_cmd->parsed()) return synod::cli::run_check(check_path);
   if (demo_cmd->parsed()) return synod::cli::run_cluster_demo(cluster_demo);
   if (tour_cmd->parsed()) return synod::cli::run_demo(demo);

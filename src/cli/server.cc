@@ -10,6 +10,8 @@
 
 #include "api/resp_server.h"
 #include "cli/commands.h"
+#include "runtime/admin_server.h"
+#include "runtime/metrics.h"
 #include "runtime/node_host.h"
 
 namespace synod::cli {
@@ -73,18 +75,32 @@ base::Result<std::map<uint64_t, std::string>> parse_initial_cluster(const std::s
 }
 
 struct Running {
+  std::unique_ptr<runtime::Metrics> metrics;
   std::unique_ptr<runtime::NodeHost> host;
   std::unique_ptr<HostStore> store;
   std::unique_ptr<api::RespServer> server;
+  std::unique_ptr<runtime::AdminServer> admin;
+
+  void stop() {
+    if (admin) admin->stop();
+    server->stop();
+    host->stop();
+  }
 };
 
 base::Result<Running> launch(asio::io_context& loop, runtime::NodeHostOptions host_options,
-                             api::RespServerOptions server_options) {
+                             api::RespServerOptions server_options,
+                             const std::string& admin_address) {
   const uint64_t id = host_options.node_id;
   host_options.log = [id](const std::string& line) { spdlog::info("[node {}] {}", id, line); };
   auto host = runtime::NodeHost::open(loop, std::move(host_options));
   if (!host) return host.error();
   Running running;
+  running.metrics = std::make_unique<runtime::Metrics>();
+  running.metrics->describe("synod_commands_total", "counter", "Client commands by name and result");
+  running.metrics->describe("synod_command_duration_seconds", "histogram",
+                            "Client command latency, from parsed to answered");
+  server_options.metrics = running.metrics.get();
   running.host = std::move(*host);
   running.store = std::make_unique<HostStore>(*running.host);
   running.server = std::make_unique<api::RespServer>(
@@ -92,6 +108,21 @@ base::Result<Running> launch(asio::io_context& loop, runtime::NodeHostOptions ho
       [id](const std::string& line) { spdlog::info("[node {}] {}", id, line); });
   if (auto s = running.host->start(); !s) return s.error();
   if (auto s = running.server->start(); !s) return s.error();
+  if (!admin_address.empty()) {
+    runtime::NodeHost* node = running.host.get();
+    runtime::Metrics* metrics = running.metrics.get();
+    api::RespServer* server = running.server.get();
+    runtime::AdminHandlers handlers;
+    handlers.status_json = [node] { return node->status_json(); };
+    handlers.metrics_text = [node, metrics, server] {
+      node->export_metrics(*metrics);
+      metrics->describe("synod_clients", "gauge", "Client connections open");
+      metrics->set_gauge("synod_clients", "", static_cast<double>(server->clients()));
+      return metrics->render();
+    };
+    running.admin = std::make_unique<runtime::AdminServer>(loop, admin_address, handlers);
+    if (auto s = running.admin->start(); !s) return s.error();
+  }
   return running;
 }
 
@@ -156,18 +187,17 @@ int run_start(StartOptions options) {
   server.clients_max = options.max_clients;
   server.partial_request_timeout_ms = static_cast<uint32_t>(options.incomplete_request_timeout_ms);
   asio::io_context loop(1);
-  auto running = launch(loop, std::move(host), server);
+  auto running = launch(loop, std::move(host), server, options.admin_addr);
   if (!running) {
     std::fprintf(stderr, "synod start: %s\n", running.error().to_string().c_str());
     return 1;
   }
-  spdlog::info("[node {}] serving Redis clients on {} (peers on {})", options.id,
-               options.client_addr, options.peer_addr);
+  spdlog::info("[node {}] serving Redis clients on {} (peers on {}, admin on http://{})",
+               options.id, options.client_addr, options.peer_addr, options.admin_addr);
   asio::signal_set signals(loop, SIGINT, SIGTERM);
   signals.async_wait([&](const asio::error_code&, int signal) {
     spdlog::info("[node {}] signal {}: stopping", options.id, signal);
-    running->server->stop();
-    running->host->stop();
+    running->stop();
     loop.stop();
   });
   loop.run();
@@ -190,8 +220,9 @@ int run_cluster_demo(const ClusterDemoOptions& options) {
     host.data_dir = options.data_dir + "/node-" + std::to_string(i);
     host.initial_cluster = members;
     api::RespServerOptions server;
-    server.listen_address = "127.0.0.1:" + std::to_string(options.base_port + 100 * (i - 1));
-    auto running = launch(loop, host, server);
+    const int port = options.base_port + 100 * (i - 1);
+    server.listen_address = "127.0.0.1:" + std::to_string(port);
+    auto running = launch(loop, host, server, "127.0.0.1:" + std::to_string(port + 2));
     if (!running) {
       std::fprintf(stderr, "synod demo: node %d: %s\n", i, running.error().to_string().c_str());
       return 1;
@@ -201,17 +232,16 @@ int run_cluster_demo(const ClusterDemoOptions& options) {
   std::printf("Synod demo: %d nodes in this process, real TCP between them, data under %s\n",
               nodes, options.data_dir.c_str());
   for (int i = 1; i <= nodes; ++i) {
-    std::printf("  node %d: redis-cli -p %d\n", i, options.base_port + 100 * (i - 1));
+    const int port = options.base_port + 100 * (i - 1);
+    std::printf("  node %d: redis-cli -p %d    admin: http://127.0.0.1:%d/status and /metrics\n", i,
+                port, port + 2);
   }
   std::printf("Any node takes any command (followers forward to the leader). Ctrl-C stops.\n");
   std::fflush(stdout);
   asio::signal_set signals(loop, SIGINT, SIGTERM);
   signals.async_wait([&](const asio::error_code&, int) {
     spdlog::info("stopping the demo cluster");
-    for (Running& r : cluster) {
-      r.server->stop();
-      r.host->stop();
-    }
+    for (Running& r : cluster) r.stop();
     loop.stop();
   });
   loop.run();

@@ -5,6 +5,7 @@
 #include <random>
 
 #include "raft/raft.h"
+#include "runtime/metrics.h"
 #include "storage/group_log.h"
 #include "storage/posix_file_system.h"
 #include "storage/rocks_kv_engine.h"
@@ -91,6 +92,8 @@ struct NodeHost::Impl {
   uint64_t last_leader = 0;
   uint64_t elections_won = 0;
   uint64_t proposals = 0;
+  uint64_t leader_changes = 0;
+  std::vector<double> wal_write_seconds;  // since the last export
   // Keeps the object alive for completions that arrive from the writer
   // thread after stop (they find `stopped` and do nothing).
   std::shared_ptr<bool> alive = std::make_shared<bool>(true);
@@ -259,11 +262,17 @@ struct NodeHost::Impl {
       return;
     }
     std::weak_ptr<bool> alive_check = alive;
-    log->submit(batch, [this, alive_check](storage::WalBatch records, storage::WalWriteResult result) {
+    const auto submitted = std::chrono::steady_clock::now();
+    log->submit(batch, [this, alive_check, submitted](storage::WalBatch records,
+                                                      storage::WalWriteResult result) {
       // On the WAL's writer thread: hand the result to the loop.
-      asio::post(loop, [this, alive_check, records = std::move(records),
+      asio::post(loop, [this, alive_check, submitted, records = std::move(records),
                         result = std::move(result)]() mutable {
         if (alive_check.expired() || stopped) return;
+        if (wal_write_seconds.size() < 100000) {
+          wal_write_seconds.push_back(
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - submitted).count());
+        }
         base::Status applied = log->apply(records, result);
         if (!applied) {
           fail("write-ahead log: " + applied.error().to_string());
@@ -300,6 +309,7 @@ struct NodeHost::Impl {
   void note_role() {
     const raft::Raft& raft = node->raw().raft();
     if (raft.role() != last_role || raft.leader().value() != last_leader) {
+      if (raft.leader().value() != last_leader) ++leader_changes;
       if (raft.role() == raft::Role::kLeader) {
         ++elections_won;
         say("node " + std::to_string(options.node_id) + " leads term " +
@@ -358,6 +368,87 @@ void NodeHost::submit(node::Request request, Done done) {
 }
 uint64_t NodeHost::node_id() const { return impl_->options.node_id; }
 
+std::string NodeHost::status_json() const {
+  const NodeHostStatus s = status();
+  nlohmann::json json;
+  json["node_id"] = s.node_id;
+  json["cluster_id"] = s.cluster_id;
+  json["requests_open"] = s.requests_open;
+  json["failure"] = s.failure;
+  json["groups"] = nlohmann::json::array();
+  for (const GroupStatus& g : s.groups) {
+    json["groups"].push_back({{"group", g.group},
+                              {"role", g.role},
+                              {"term", g.term},
+                              {"leader", g.leader},
+                              {"commit", g.commit},
+                              {"applied", g.applied},
+                              {"last_index", g.last_index}});
+  }
+  json["peers"] = nlohmann::json::array();
+  for (const PeerState& p : s.peers) {
+    json["peers"].push_back({{"id", p.id},
+                             {"address", p.address},
+                             {"connected", p.connected},
+                             {"connects", p.connects},
+                             {"frames_sent", p.frames_sent},
+                             {"frames_received", p.frames_received},
+                             {"dropped", p.dropped},
+                             {"last_error", p.last_error}});
+  }
+  json["wal"] = {{"syncs", s.wal_syncs}, {"batches", s.wal_batches}, {"bytes", s.wal_bytes}};
+  return json.dump(2) + "\n";
+}
+
+void NodeHost::export_metrics(Metrics& metrics) const {
+  const NodeHostStatus s = status();
+  metrics.describe("synod_raft_term", "gauge", "Current Raft term of the group");
+  metrics.describe("synod_raft_is_leader", "gauge", "1 if this node leads the group");
+  metrics.describe("synod_raft_commit_index", "gauge", "Commit index of the group");
+  metrics.describe("synod_raft_applied_index", "gauge", "Applied index of the group");
+  metrics.describe("synod_raft_elections_won_total", "counter", "Elections this node won");
+  metrics.describe("synod_raft_leader_changes_total", "counter", "Leader changes this node saw");
+  metrics.describe("synod_proposals_total", "counter", "Writes submitted through this node");
+  metrics.describe("synod_wal_syncs_total", "counter", "fdatasync calls of the WAL");
+  metrics.describe("synod_wal_bytes_total", "counter", "Bytes written to the WAL");
+  metrics.describe("synod_wal_write_duration_seconds", "histogram",
+                   "From handing a write to the WAL to its being durable (group commit included)");
+  metrics.describe("synod_peer_connected", "gauge", "1 while the connection to the peer is up");
+  metrics.describe("synod_peer_sent_bytes_total", "counter", "Bytes sent to the peer");
+  metrics.describe("synod_peer_received_bytes_total", "counter", "Bytes received from the peer");
+  metrics.describe("synod_peer_dropped_messages_total", "counter",
+                   "Messages dropped for the peer (not connected, or its queue full)");
+  metrics.describe("synod_requests_open", "gauge", "Requests waiting for the cluster");
+  for (const GroupStatus& g : s.groups) {
+    const std::string labels = "group=\"" + std::to_string(g.group) + "\"";
+    metrics.set_gauge("synod_raft_term", labels, static_cast<double>(g.term));
+    metrics.set_gauge("synod_raft_is_leader", labels, g.role == "leader" ? 1 : 0);
+    metrics.set_gauge("synod_raft_commit_index", labels, static_cast<double>(g.commit));
+    metrics.set_gauge("synod_raft_applied_index", labels, static_cast<double>(g.applied));
+  }
+  auto set_counter = [&](const std::string& name, const std::string& labels, uint64_t value) {
+    const uint64_t now = metrics.counter(name, labels);
+    metrics.add(name, labels, value > now ? value - now : 0);  // present even at zero
+  };
+  set_counter("synod_raft_elections_won_total", "", s.elections_won);
+  set_counter("synod_raft_leader_changes_total", "", impl_->leader_changes);
+  set_counter("synod_proposals_total", "", s.proposals);
+  set_counter("synod_wal_syncs_total", "", s.wal_syncs);
+  set_counter("synod_wal_bytes_total", "", s.wal_bytes);
+  for (double seconds : impl_->wal_write_seconds) {
+    metrics.observe("synod_wal_write_duration_seconds", "", seconds);
+  }
+  impl_->wal_write_seconds.clear();
+  metrics.set_gauge("synod_requests_open", "", static_cast<double>(s.requests_open));
+  for (const PeerState& p : s.peers) {
+    const std::string labels = "peer=\"" + std::to_string(p.id) + "\"";
+    metrics.set_gauge("synod_peer_connected", labels, p.connected ? 1 : 0);
+    set_counter("synod_peer_sent_bytes_total", labels, p.bytes_sent);
+    set_counter("synod_peer_received_bytes_total", labels, p.bytes_received);
+    set_counter("synod_peer_dropped_messages_total", labels, p.dropped);
+  }
+}
+
 NodeHostStatus NodeHost::status() const {
   NodeHostStatus status;
   const Impl& i = *impl_;
@@ -377,7 +468,10 @@ NodeHostStatus NodeHost::status() const {
   status.requests_open = i.waiting.size();
   status.elections_won = i.elections_won;
   status.proposals = i.proposals;
-  status.wal_syncs = i.log->wal().stats().syncs;
+  const storage::WalStats wal = i.log->wal().stats();
+  status.wal_syncs = wal.syncs;
+  status.wal_batches = wal.batches;
+  status.wal_bytes = wal.bytes;
   status.failure = i.failure;
   return status;
 }

@@ -59,6 +59,13 @@ struct GroupStatus {
   uint64_t last_index = 0;
 };
 
+// Per-write durations of the WAL (submit to durable), for /metrics.
+struct WalTiming {
+  uint64_t writes = 0;
+  double seconds_sum = 0;
+  std::vector<double> pending;  // drained into the histogram by export_metrics
+};
+
 struct NodeHostStatus {
   uint64_t node_id = 0;
   std::string cluster_id;
@@ -68,6 +75,9 @@ struct NodeHostStatus {
   uint64_t elections_won = 0;
   uint64_t proposals = 0;
   uint64_t wal_syncs = 0;
+  uint64_t wal_batches = 0;
+  uint64_t wal_bytes = 0;
+  uint64_t entries_applied = 0;
   std::string failure;  // set once the node stopped on a storage failure
 };
 
@@ -90,6 +100,10 @@ class NodeHost {
   void submit(node::Request request, Done done);
 
   NodeHostStatus status() const;
+  // /status: the status as JSON.
+  std::string status_json() const;
+  // Brings the node's gauges and counters in `metrics` up to date.
+  void export_metrics(class Metrics& metrics) const;
   uint64_t node_id() const;
 
   struct Impl;

@@ -23,11 +23,12 @@ fail() {
 
 client_port() { echo $(( base + $1 * 3 )); }
 peer_port() { echo $(( base + $1 * 3 + 1 )); }
+admin_port() { echo $(( base + $1 * 3 + 2 )); }
 cluster="1=127.0.0.1:$(peer_port 1),2=127.0.0.1:$(peer_port 2),3=127.0.0.1:$(peer_port 3)"
 start_node() {
   "$synod" start --id "$1" --data-dir "$work/data$1" --client-addr "127.0.0.1:$(client_port "$1")" \
-    --peer-addr "127.0.0.1:$(peer_port "$1")" --initial-cluster "$cluster" \
-    --cluster-id test-cluster >>"$work/node$1.log" 2>&1 &
+    --peer-addr "127.0.0.1:$(peer_port "$1")" --admin-addr "127.0.0.1:$(admin_port "$1")" \
+    --initial-cluster "$cluster" --cluster-id test-cluster >>"$work/node$1.log" 2>&1 &
   pids[$1]=$!
   disown "${pids[$1]}"
 }
@@ -60,6 +61,19 @@ done
 for n in $(seq 1 30); do cli $(( n % 3 + 1 )) incr counter >/dev/null || fail "INCR $n"; done
 [ "$(cli 2 get counter)" = "30" ] || fail "counter is $(cli 2 get counter), not 30"
 
+# The admin API: status as a table and as JSON, and /metrics scraped.
+status="$("$synod" ctl --admin "127.0.0.1:$(admin_port 1)" status)" || fail "ctl status: $status"
+echo "$status" | grep -qE '^1 +(leader|follower) ' || fail "ctl status has no group line: $status"
+echo "$status" | grep -qE '^2 +127.0.0.1:[0-9]+ +up' || fail "ctl status does not show peer 2 up: $status"
+"$synod" ctl --admin "127.0.0.1:$(admin_port 2)" status --json | grep -q '"cluster_id": "test-cluster"' ||
+  fail "ctl status --json"
+metrics="$("$synod" ctl --admin "127.0.0.1:$(admin_port 1)" metrics)" || fail "scraping /metrics"
+for series in 'synod_commands_total{command="set",result="ok"}' 'synod_command_duration_seconds_count{command="incr"}' \
+    'synod_raft_term{group="1"}' 'synod_peer_connected{peer="2"} 1' 'synod_wal_syncs_total' \
+    'synod_wal_write_duration_seconds_bucket{le="+Inf"}'; do
+  echo "$metrics" | grep -qF "$series" || fail "/metrics lacks $series"
+done
+
 # Kill the leader: a new one serves within 2 s (default timeouts).
 old=$(leader)
 [ -n "$old" ] || fail "no leader"
@@ -90,7 +104,7 @@ grep -q "ignoring --initial-cluster" "$work/node$old.log" ||
 # A node of another cluster is refused, and both sides say why: it dials
 # node 2 at node 2's peer address.
 "$synod" start --id 1 --data-dir "$work/data-other" --client-addr "127.0.0.1:$(client_port 4)" \
-  --peer-addr "127.0.0.1:$(peer_port 4)" --cluster-id other-cluster \
+  --peer-addr "127.0.0.1:$(peer_port 4)" --admin-addr "127.0.0.1:$(admin_port 4)" --cluster-id other-cluster \
   --initial-cluster "1=127.0.0.1:$(peer_port 4),2=127.0.0.1:$(peer_port 2)" >>"$work/other.log" 2>&1 &
 pids[4]=$!
 disown "${pids[4]}"

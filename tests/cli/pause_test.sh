@@ -6,7 +6,7 @@ set -u
 synod="$1"
 work="$(mktemp -d)"
 # Below the ephemeral range (32768+), where outgoing connections take ports.
-base=$(( 24000 + ($$ % 450) * 15 ))
+base=$(( 24000 + ($$ % 350) * 20 ))
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill -CONT "$pid" 2>/dev/null; kill -9 "$pid" 2>/dev/null; done
@@ -19,13 +19,15 @@ fail() {
   for i in 1 2 3 4 5; do echo "--- node $i"; tail -8 "$work/node$i.log"; done
   exit 1
 }
-client_port() { echo $(( base + $1 * 2 )); }
-peer_port() { echo $(( base + $1 * 2 + 1 )); }
+client_port() { echo $(( base + $1 * 3 )); }
+peer_port() { echo $(( base + $1 * 3 + 1 )); }
+admin_port() { echo $(( base + $1 * 3 + 2 )); }
 cluster=""
 for i in 1 2 3 4 5; do cluster+="${cluster:+,}$i=127.0.0.1:$(peer_port "$i")"; done
 for i in 1 2 3 4 5; do
   "$synod" start --id "$i" --data-dir "$work/data$i" --client-addr "127.0.0.1:$(client_port "$i")" \
-    --peer-addr "127.0.0.1:$(peer_port "$i")" --initial-cluster "$cluster" >"$work/node$i.log" 2>&1 &
+    --peer-addr "127.0.0.1:$(peer_port "$i")" --admin-addr "127.0.0.1:$(admin_port "$i")" \
+    --initial-cluster "$cluster" >"$work/node$i.log" 2>&1 &
   pids[$i]=$!
   disown "${pids[$i]}"
 done

@@ -18,7 +18,8 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*"; tail -20 "$work/node.log"; exit 1; }
 
 "$synod" start --id 1 --data-dir "$work/data" --client-addr "127.0.0.1:$port" \
-  --peer-addr "127.0.0.1:$(( port + 1 ))" --initial-cluster "1=127.0.0.1:$(( port + 1 ))" \
+  --peer-addr "127.0.0.1:$(( port + 1 ))" --admin-addr "127.0.0.1:$(( port + 2 ))" \
+  --initial-cluster "1=127.0.0.1:$(( port + 1 ))" \
   --incomplete-request-timeout-ms 1000 --max-clients 50 >"$work/node.log" 2>&1 &
 pid=$!
 disown "$pid"

@@ -1,0 +1,42 @@
+// The HTTP admin API: GET /status (JSON: this node, its groups, its peers)
+// and GET /metrics (Prometheus text). cpp-httplib serves on its own thread;
+// every answer is computed on the node's event loop, which the handler asks
+// and waits for (up to 2 s, then 503), so no core state is read across
+// threads. httplib's header stays in admin_server.cc.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "base/result.h"
+
+namespace asio {
+class io_context;
+}
+
+namespace synod::runtime {
+
+struct AdminHandlers {
+  std::function<std::string()> status_json;  // run on the loop
+  std::function<std::string()> metrics_text;  // run on the loop
+};
+
+class AdminServer {
+ public:
+  AdminServer(asio::io_context& loop, std::string listen_address, AdminHandlers handlers);
+  ~AdminServer();
+  // Binds and starts serving on a thread of its own.
+  base::Status start();
+  void stop();
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// GET http://HOST:PORT/PATH; the body, or an error (for `synod ctl`).
+base::Result<std::string> http_get(const std::string& address, const std::string& path);
+
+}  // namespace synod::runtime
