@@ -1,9 +1,10 @@
 #include "api/commands.h"
 
 #include <algorithm>
-#include <charconv>
 #include <limits>
 #include <memory>
+
+#include "base/decimal.h"
 
 namespace synod::api {
 namespace {
@@ -20,13 +21,7 @@ std::string lower(std::string_view text) {
   return out;
 }
 
-std::optional<int64_t> parse_int(std::string_view text) {
-  int64_t value = 0;
-  if (text.empty() || text.size() > 20 || text[0] == '+') return std::nullopt;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
-  return value;
-}
+std::optional<int64_t> parse_int(std::string_view text) { return base::parse_decimal_int64(text); }
 
 void wrong_arity(RespWriter& out, std::string_view name) {
   out.error("ERR wrong number of arguments for '" + lower(name) + "' command");
@@ -319,6 +314,8 @@ void execute(Session& session, Args args, RespWriter& out, Store& store, Done do
   if (name == "auth") {
     if (n < 2 || n > 3) {
       wrong_arity(out, name);
+    } else if (n == 3) {
+      out.error("WRONGPASS invalid username-password pair or user is disabled.");
     } else {
       out.error("ERR AUTH <password> called without any password configured for the default "
                 "user. Are you sure your configuration is correct?");

@@ -1,21 +1,15 @@
 #include "api/resp.h"
 
-#include <charconv>
 #include <cstring>
+
+#include "base/decimal.h"
 
 namespace synod::api {
 namespace {
 
 // Parses a decimal integer the way Redis's string2ll does: an optional '-',
 // digits, nothing else, no overflow.
-std::optional<int64_t> parse_int(std::string_view text) {
-  if (text.empty() || text.size() > 20) return std::nullopt;
-  int64_t value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
-  if (text[0] == '+') return std::nullopt;
-  return value;
-}
+std::optional<int64_t> parse_int(std::string_view text) { return base::parse_decimal_int64(text); }
 
 bool is_hex(char c) {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');

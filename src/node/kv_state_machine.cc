@@ -5,6 +5,7 @@
 #include <map>
 
 #include "base/codec.h"
+#include "base/decimal.h"
 #include "base/frame.h"
 
 namespace synod::node {
@@ -78,9 +79,9 @@ CommandReply error_reply(std::string message) {
 CommandReply integer_reply(int64_t value) { return CommandReply{CommandReply::Kind::kInteger, value, {}}; }
 
 bool parse_int64(std::string_view text, int64_t* value) {
-  if (text.empty() || text.size() > 20) return false;
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), *value);
-  return error == std::errc() && end == text.data() + text.size();
+  const std::optional<int64_t> parsed = base::parse_decimal_int64(text);
+  if (parsed) *value = *parsed;
+  return parsed.has_value();
 }
 
 std::string encode_applied(const AppliedState& state) {

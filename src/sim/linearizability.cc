@@ -1,5 +1,6 @@
 #include "sim/linearizability.h"
 
+
 #include <algorithm>
 #include <charconv>
 #include <cstddef>
@@ -11,6 +12,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "base/decimal.h"
 #include "base/assert.h"
 #include "sim/overwritten_read.h"
 
@@ -29,14 +31,8 @@ constexpr uint32_t kNone = std::numeric_limits<uint32_t>::max();
 constexpr uint32_t kEnd = std::numeric_limits<uint32_t>::max();  // past a list's last node
 constexpr uint32_t kHead = 0;                                    // a list's sentinel node
 
-// As the state machine parses INCRBY's operand (src/node/kv_state_machine.cc).
-std::optional<int64_t> parse_int64(std::string_view text) {
-  int64_t value = 0;
-  if (text.empty() || text.size() > 20) return std::nullopt;
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (error != std::errc() || end != text.data() + text.size()) return std::nullopt;
-  return value;
-}
+// As the state machine parses a stored value (base/decimal.h).
+std::optional<int64_t> parse_int64(std::string_view text) { return base::parse_decimal_int64(text); }
 
 // The register's values on one key, interned so that a state is one number.
 // Id kAbsent is "no value"; incr reads it as 0.

@@ -29,7 +29,7 @@
 // whether it swapped; incr(delta) treats absent as 0 and returns the new
 // value; an incr of a non-integer, or one that would overflow, takes no
 // effect (a history records such an operation as `fail`). Integers are
-// parsed as the state machine parses them (decimal, optional '-').
+// parsed as the state machine parses them: Redis's rules (base/decimal.h).
 //
 // Outcomes: `fail` operations did not take effect and are dropped. `unknown`
 // operations may take effect at any point after their call (their return is

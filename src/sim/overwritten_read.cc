@@ -1,11 +1,13 @@
 #include "sim/overwritten_read.h"
 
+
 #include <algorithm>
 #include <charconv>
 #include <limits>
 #include <map>
 #include <utility>
 
+#include "base/decimal.h"
 #include "base/assert.h"
 
 namespace synod::sim {
@@ -29,9 +31,8 @@ Register value_left(const Operation& op) {
 
 // What an incr could leave: only integers in to_string's form.
 bool is_canonical_integer(const std::string& text) {
-  int64_t value = 0;
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  return error == std::errc() && end == text.data() + text.size() && std::to_string(value) == text;
+  const std::optional<int64_t> value = base::parse_decimal_int64(text);
+  return value && std::to_string(*value) == text;
 }
 
 // Acknowledged operations that certainly change the register, by call time,

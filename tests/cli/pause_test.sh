@@ -4,16 +4,9 @@
 # SIGCONT: writes resume. Every process started here is stopped by its PID.
 set -u
 synod="$1"
-work="$(mktemp -d)"
 # Below the ephemeral range (32768+), where outgoing connections take ports.
 base=$(( 24000 + ($$ % 350) * 20 ))
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill -CONT "$pid" 2>/dev/null; kill -9 "$pid" 2>/dev/null; done
-  for pid in "${pids[@]}"; do while kill -0 "$pid" 2>/dev/null; do sleep 0.02; done; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+source "$(dirname "$0")/lib.sh"
 fail() {
   echo "FAIL: $*"
   for i in 1 2 3 4 5; do echo "--- node $i"; tail -8 "$work/node$i.log"; done

@@ -24,12 +24,19 @@ namespace {
 
 using Register = std::optional<std::string>;
 
+// docs/history.md: an optional '-', digits without a leading zero ("0"
+// alone is fine, "-0" is not), within 64 bits.
 std::optional<int64_t> integer_of(const Register& value) {
   if (!value) return 0;
+  const std::string& text = *value;
+  const size_t first_digit = !text.empty() && text[0] == '-' ? 1 : 0;
+  if (first_digit >= text.size() || text.size() > 20) return std::nullopt;
+  if (text[first_digit] == '0' && text.size() > 1) return std::nullopt;
+  if (text[first_digit] < '0' || text[first_digit] > '9') return std::nullopt;
   int64_t result = 0;
-  const char* end = value->data() + value->size();
-  const auto [at, error] = std::from_chars(value->data(), end, result);
-  if (value->empty() || value->size() > 20 || error != std::errc() || at != end) return std::nullopt;
+  const char* end = text.data() + text.size();
+  const auto [at, error] = std::from_chars(text.data(), end, result);
+  if (error != std::errc() || at != end) return std::nullopt;
   return result;
 }
 

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "base/decimal.h"
 #include "base/rng.h"
 #include "sim/history.h"
 
@@ -42,10 +43,7 @@ namespace workload_detail {
 
 inline std::optional<int64_t> parse_integer(const std::optional<std::string>& text) {
   if (!text) return 0;
-  int64_t value = 0;
-  const auto [end, error] = std::from_chars(text->data(), text->data() + text->size(), value);
-  if (text->empty() || error != std::errc() || end != text->data() + text->size()) return std::nullopt;
-  return value;
+  return base::parse_decimal_int64(*text);
 }
 
 struct Planned {
