@@ -6,6 +6,6 @@ pids=()
 stop_processes() {
   for pid in "${pids[@]}"; do kill -CONT "$pid" 2>/dev/null; kill -9 "$pid" 2>/dev/null; done
   for pid in "${pids[@]}"; do while kill -0 "$pid" 2>/dev/null; do sleep 0.02; done; done
-  rm -rf "$work"
+  [ -n "${KEEP_WORK:-}" ] || rm -rf "$work"; [ -n "${KEEP_WORK:-}" ] && echo "kept $work"
 }
 trap stop_processes EXIT
