@@ -210,31 +210,36 @@ void config(const Args& args, RespWriter& out) {
 }
 
 void set(Session& session, const Args& args, RespWriter& out, Store& store, Done done) {
-  bool nx = false;
+  uint8_t flags = 0;
   for (size_t i = 3; i < args.size(); ++i) {
     const std::string option = lower(args[i]);
-    if (option == "nx") {
-      nx = true;
-    } else if (option == "xx" || option == "get" || option == "ex" || option == "px" ||
-               option == "exat" || option == "pxat" || option == "keepttl") {
-      out.error("ERR SET option " + args[i] + " is not supported by Synod yet");
+    if (option == "nx" && !(flags & node::kSetIfPresent)) {
+      flags |= node::kSetIfAbsent;
+    } else if (option == "xx" && !(flags & node::kSetIfAbsent)) {
+      flags |= node::kSetIfPresent;
+    } else if (option == "get") {
+      flags |= node::kSetReturnOld;
+    } else if (option == "ex" || option == "px" || option == "exat" || option == "pxat" ||
+               option == "keepttl") {
+      out.error("ERR SET option " + args[i] + " is not supported by Synod yet (no expiry)");
       return done();
     } else {
       out.error("ERR syntax error");
       return done();
     }
   }
-  Request request;
-  if (nx) {
-    request = write(session, node::CommandOp::kCas, args[1], args[2]);
-    request.command.expect_absent = true;
-  } else {
-    request = write(session, node::CommandOp::kPut, args[1], args[2]);
-  }
-  run_one(store, std::move(request), [&out, nx, done = std::move(done)](Response response) {
+  Request request = write(session, node::CommandOp::kSet, args[1], args[2]);
+  request.command.flags = flags;
+  run_one(store, std::move(request), [&out, flags, done = std::move(done)](Response response) {
     if (!unavailable(response, out) && !command_error(response, out)) {
-      if (nx && response.reply.integer == 0) {
-        out.null();
+      if (flags & node::kSetReturnOld) {
+        if (response.reply.value) {
+          out.bulk(*response.reply.value);
+        } else {
+          out.null();
+        }
+      } else if (response.reply.integer == 0) {
+        out.null();  // NX or XX said no
       } else {
         out.simple("OK");
       }
@@ -256,7 +261,7 @@ void incr_by(Session& session, const std::string& key, int64_t delta, RespWriter
 
 constexpr std::string_view kCommands[] = {
     "append", "auth",  "cas",   "client", "command", "config", "decr",   "decrby", "del",
-    "echo",   "exists", "get",  "hello",  "incr",    "incrby", "info",   "mget",   "mset",
+    "echo",   "exists", "get",  "getdel", "hello",   "incr",   "incrby", "info",   "mget",   "mset",
     "ping",   "quit",  "select", "set",   "strlen"};
 
 }  // namespace
@@ -381,6 +386,23 @@ void execute(Session& session, Args args, RespWriter& out, Store& store, Done do
       return done();
     }
     return set(session, args, out, store, std::move(done));
+  }
+  if (name == "getdel") {
+    if (n != 2) {
+      wrong_arity(out, name);
+      return done();
+    }
+    return run_one(store, write(session, node::CommandOp::kGetDel, args[1]),
+                   [&out, done = std::move(done)](Response response) {
+                     if (!unavailable(response, out) && !command_error(response, out)) {
+                       if (response.reply.value) {
+                         out.bulk(*response.reply.value);
+                       } else {
+                         out.null();
+                       }
+                     }
+                     done();
+                   });
   }
   if (name == "cas") {
     if (n != 4) {

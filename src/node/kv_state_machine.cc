@@ -21,7 +21,8 @@ using raft::Term;
 
 namespace {
 
-constexpr uint8_t kCommandFormatVersion = 1;
+// 1: without flags; 2: with a flags byte at the end (both are read).
+constexpr uint8_t kCommandFormatVersion = 2;
 constexpr uint8_t kSnapshotFormatVersion = 1;
 // Snapshot frames: header, data blocks, trailer.
 constexpr uint8_t kSnapshotHeader = 1;
@@ -57,6 +58,12 @@ void encode_reply(Encoder& encoder, const CommandReply& reply) {
   encoder.byte(static_cast<uint8_t>(reply.kind));
   encoder.varint(static_cast<uint64_t>(reply.integer));
   encoder.bytes(reply.error);
+  // The old value only when there is one to give back: records written
+  // before values existed end here, and read the same.
+  if (reply.value) {
+    encoder.byte(1);
+    encoder.bytes(*reply.value);
+  }
 }
 
 bool decode_reply(Decoder& decoder, CommandReply* reply) {
@@ -70,13 +77,30 @@ bool decode_reply(Decoder& decoder, CommandReply* reply) {
   reply->kind = static_cast<CommandReply::Kind>(kind);
   reply->integer = static_cast<int64_t>(integer);
   reply->error = std::string(error);
+  reply->value.reset();
+  if (!decoder.done()) {
+    uint8_t has_value = 0;
+    std::string_view value;
+    if (!decoder.byte(&has_value) || has_value != 1 || !decoder.bytes(&value, kMaxValueBytes)) {
+      return false;
+    }
+    reply->value = std::string(value);
+  }
   return true;
 }
 
 CommandReply error_reply(std::string message) {
-  return CommandReply{CommandReply::Kind::kError, 0, std::move(message)};
+  CommandReply reply;
+  reply.kind = CommandReply::Kind::kError;
+  reply.error = std::move(message);
+  return reply;
 }
-CommandReply integer_reply(int64_t value) { return CommandReply{CommandReply::Kind::kInteger, value, {}}; }
+CommandReply integer_reply(int64_t value) {
+  CommandReply reply;
+  reply.kind = CommandReply::Kind::kInteger;
+  reply.integer = value;
+  return reply;
+}
 
 bool parse_int64(std::string_view text, int64_t* value) {
   const std::optional<int64_t> parsed = base::parse_decimal_int64(text);
@@ -144,6 +168,7 @@ std::string encode_command(const Command& command) {
   encoder.bytes(command.value);
   encoder.bytes(command.expected);
   encoder.byte(command.expect_absent ? 1 : 0);
+  encoder.byte(command.flags);
   return out;
 }
 
@@ -153,19 +178,25 @@ Result<Command> decode_command(std::string_view data) {
   Command command;
   std::string_view key, value, expected;
   if (!decoder.byte(&version)) return corrupt_command("empty");
-  if (version != kCommandFormatVersion) {
+  if (version != 1 && version != kCommandFormatVersion) {
     return corrupt_command("unknown format version " + std::to_string(version));
   }
+  uint8_t flags = 0;
   if (!decoder.varint(&command.client_id) || !decoder.varint(&command.sequence) ||
       !decoder.byte(&op) || !decoder.bytes(&key, kMaxUserKeyBytes) ||
       !decoder.bytes(&value, kMaxValueBytes) || !decoder.bytes(&expected, kMaxValueBytes) ||
-      !decoder.byte(&absent) || !decoder.done()) {
+      !decoder.byte(&absent) || (version >= 2 && !decoder.byte(&flags)) || !decoder.done()) {
     return corrupt_command("truncated, over a size cap, or trailing bytes");
   }
-  if (op < static_cast<uint8_t>(CommandOp::kPut) || op > static_cast<uint8_t>(CommandOp::kAppend)) {
+  if (op < static_cast<uint8_t>(CommandOp::kPut) || op > static_cast<uint8_t>(CommandOp::kGetDel)) {
     return corrupt_command("unknown operation " + std::to_string(op));
   }
   if (absent > 1) return corrupt_command("bad flag");
+  if (flags > (kSetIfAbsent | kSetIfPresent | kSetReturnOld) ||
+      (flags & (kSetIfAbsent | kSetIfPresent)) == (kSetIfAbsent | kSetIfPresent)) {
+    return corrupt_command("bad SET flags " + std::to_string(flags));
+  }
+  command.flags = flags;
   command.op = static_cast<CommandOp>(op);
   command.key = std::string(key);
   command.value = std::string(value);
@@ -319,6 +350,20 @@ Result<std::vector<AppliedEntry>> KvStateMachine::apply(const std::vector<raft::
         reply = integer_reply(value + delta);
         break;
       }
+      case CommandOp::kSet: {
+        const bool present = current->has_value();
+        const bool allowed = !((command.flags & kSetIfAbsent) && present) &&
+                             !((command.flags & kSetIfPresent) && !present);
+        if (command.flags & kSetReturnOld) reply.value = *current;
+        reply.kind = CommandReply::Kind::kInteger;
+        reply.integer = allowed ? 1 : 0;
+        if (allowed) overlay.put(key, command.value);
+        break;
+      }
+      case CommandOp::kGetDel:
+        reply.value = *current;
+        if (current->has_value()) overlay.del(key);
+        break;
       case CommandOp::kAppend: {
         std::string value = current->value_or("");
         if (value.size() + command.value.size() > kMaxValueBytes) {

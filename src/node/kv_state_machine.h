@@ -37,7 +37,14 @@ enum class CommandOp : uint8_t {
   kCas = 3,     // expected (absent when `expect_absent`), value
   kIncrBy = 4,  // value = decimal delta
   kAppend = 5,  // value
+  kSet = 6,     // value, with `flags` (Redis's SET NX / XX / GET)
+  kGetDel = 7,  // deletes; replies with the old value
 };
+
+// kSet's flags.
+inline constexpr uint8_t kSetIfAbsent = 1;   // NX
+inline constexpr uint8_t kSetIfPresent = 2;  // XX
+inline constexpr uint8_t kSetReturnOld = 4;  // GET
 
 // A user key's bytes, at most: the engine key adds a 9-byte prefix (kind and
 // group) and must stay within kMaxKeyBytes.
@@ -51,6 +58,7 @@ struct Command {
   std::string value;
   std::string expected;
   bool expect_absent = false;
+  uint8_t flags = 0;  // kSet only
 };
 
 std::string encode_command(const Command& command);
@@ -60,8 +68,10 @@ base::Result<Command> decode_command(std::string_view data);
 struct CommandReply {
   enum class Kind : uint8_t { kOk = 0, kInteger = 1, kError = 2 };
   Kind kind = Kind::kOk;
-  int64_t integer = 0;    // kInteger: INCRBY's new value, CAS's 1/0, DEL's count, APPEND's length
+  int64_t integer = 0;    // kInteger: INCRBY's new value, CAS's and SET's 1/0, DEL's count, APPEND's length
   std::string error;      // kError: a message for the client
+  // The value the key held before: kSet with kSetReturnOld, and kGetDel.
+  std::optional<std::string> value;
   friend bool operator==(const CommandReply&, const CommandReply&) = default;
 };
 

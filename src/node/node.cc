@@ -246,8 +246,18 @@ void Node::dispatch_waiting() {
   for (uint64_t handle : again) {
     Pending& p = pending_.at(handle);
     if (p.origin != NodeId{} && !leading) {
-      // A forwarded request is served only by a leader; the forwarder retries.
-      finish(handle, unavailable("node " + std::to_string(id().value()) + " lost leadership"));
+      // A forwarded request is served only by a leader; the forwarder
+      // retries. One already proposed here may still commit: its outcome is
+      // unknown, not "never proposed".
+      if (p.left_node) {
+        Response response;
+        response.status = Response::Status::kTimeout;
+        response.reason = "node " + std::to_string(id().value()) +
+                          " lost leadership after proposing the request";
+        finish(handle, std::move(response));
+      } else {
+        finish(handle, unavailable("node " + std::to_string(id().value()) + " lost leadership"));
+      }
       continue;
     }
     if (p.stage == Stage::kProposed) {
@@ -415,6 +425,11 @@ void Node::maybe_compact() {
       applied.index.value() < compacted_.value() + options_.compact_every_entries) {
     return;
   }
+  // After a crash the engine may be ahead of Raft (a snapshot installed in
+  // the engine whose WAL marker was lost): Raft re-delivers those entries
+  // and the machine skips them. Until Raft has applied up to the engine,
+  // compacting to the engine's index would drop entries Raft still needs.
+  if (applied.index > raw_->raft().log().applied()) return;
   // The log may drop only what the engine holds durably.
   base::Status synced = engine_->sync();
   if (!synced.ok()) return fail(synced.error());

@@ -832,14 +832,18 @@ void Raft::handle_append_entries(const Message& m) {
   Message resp;
   resp.to = m.from;
   resp.type = MessageType::kAppResp;
+  // An acceptance also names the term of the entry it acknowledges, so a
+  // checker (the simulator) can hold it to what the disk holds.
   if (m.index < log_.committed()) {
     // Everything up to our commit index already matches: say where we are.
     resp.index = log_.committed();
+    resp.log_term = log_.term_or_zero(resp.index);
     send(std::move(resp));
     return;
   }
   if (auto last_new = log_.maybe_append(m.index, m.log_term, m.commit, m.entries)) {
     resp.index = *last_new;
+    resp.log_term = log_.term_or_zero(resp.index);
     send(std::move(resp));
     return;
   }

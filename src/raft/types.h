@@ -141,7 +141,8 @@ struct Message {
   NodeId from;
   NodeId to;
   Term term;
-  // For kApp: the term and index of the entry just before `entries`.
+  // For kApp: the term and index of the entry just before `entries`. For an
+  // accepting kAppResp: the index acknowledged and its term in our log.
   // For kAppResp: the index acknowledged (or, when rejecting, the index the
   // leader probed). For votes: the candidate's last log term and index.
   Term log_term;

@@ -137,6 +137,7 @@ void to_proto(const node::Request& request, wire::Request* out) {
   command->set_value(c.value);
   command->set_expected(c.expected);
   command->set_expect_absent(c.expect_absent);
+  command->set_flags(c.flags);
 }
 
 base::Result<node::Request> from_proto(const wire::Request& in) {
@@ -149,7 +150,7 @@ base::Result<node::Request> from_proto(const wire::Request& in) {
   const wire::Command& c = in.command();
   if (request.kind == node::Request::Kind::kWrite &&
       (c.op() < static_cast<uint32_t>(node::CommandOp::kPut) ||
-       c.op() > static_cast<uint32_t>(node::CommandOp::kAppend))) {
+       c.op() > static_cast<uint32_t>(node::CommandOp::kGetDel))) {
     return malformed("unknown command op " + std::to_string(c.op()));
   }
   request.command.client_id = c.client_id();
@@ -159,6 +160,8 @@ base::Result<node::Request> from_proto(const wire::Request& in) {
   request.command.value = c.value();
   request.command.expected = c.expected();
   request.command.expect_absent = c.expect_absent();
+  if (c.flags() > 0xff) return malformed("command flags out of range");
+  request.command.flags = static_cast<uint8_t>(c.flags());
   return request;
 }
 
@@ -170,6 +173,8 @@ void to_proto(const node::Response& response, wire::Response* out) {
   out->set_has_value(response.value.has_value());
   if (response.value) out->set_value(*response.value);
   out->set_reason(response.reason);
+  out->set_reply_has_value(response.reply.value.has_value());
+  if (response.reply.value) out->set_reply_value(*response.reply.value);
 }
 
 base::Result<node::Response> from_proto(const wire::Response& in) {
@@ -186,6 +191,7 @@ base::Result<node::Response> from_proto(const wire::Response& in) {
   response.reply.error = in.error();
   if (in.has_value()) response.value = in.value();
   response.reason = in.reason();
+  if (in.reply_has_value()) response.reply.value = in.reply_value();
   return response;
 }
 

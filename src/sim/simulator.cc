@@ -360,9 +360,11 @@ class Simulation {
   }
 
   // Runs `action` on the node now, or when it resumes if it is paused.
-  void on_node(SimNode& n, std::function<void()> action) {
+  // Arrivals beyond the backlog's bound are dropped (a full socket buffer);
+  // the node's own disk completions never are.
+  void on_node(SimNode& n, std::function<void()> action, bool droppable = true) {
     if (n.state == SimNode::State::kPaused) {
-      if (n.backlog.size() < kPausedBacklogMax) n.backlog.push_back(std::move(action));
+      if (!droppable || n.backlog.size() < kPausedBacklogMax) n.backlog.push_back(std::move(action));
       return;
     }
     action();
@@ -484,7 +486,7 @@ class Simulation {
       }
       target->node->persisted();
       drain(*target);
-    });
+    }, /*droppable=*/false);
   }
 
   void crash(SimNode& n, bool tear) {
@@ -643,15 +645,26 @@ class Simulation {
                   " before its disk recorded it (disk: term " + std::to_string(state.term.value()) +
                   ", vote " + std::to_string(state.vote.value()) + ")");
       }
-    } else if (m.type == MessageType::kAppResp && durable.hard_state().term <= m.term &&
-               durable.last_index() < m.index) {
+    } else if (m.type == MessageType::kAppResp && durable.hard_state().term <= m.term) {
       // (An acknowledgement from an earlier term may be sent after a newer
       // leader legitimately truncated what it acknowledged: to Raft that is
       // a message delayed in the network.)
-      violation("node " + std::to_string(n.id) + " acknowledged entries up to " +
-                std::to_string(m.index.value()) + " to node " + std::to_string(m.to.value()) +
-                " while its disk holds them only up to " +
-                std::to_string(durable.last_index().value()));
+      if (durable.last_index() < m.index) {
+        return violation("node " + std::to_string(n.id) + " acknowledged entries up to " +
+                         std::to_string(m.index.value()) + " to node " +
+                         std::to_string(m.to.value()) + " while its disk holds them only up to " +
+                         std::to_string(durable.last_index().value()));
+      }
+      // The entry acknowledged (its term travels in the acknowledgement)
+      // must be the one on disk, not an older entry of another term that a
+      // conflicting append is still replacing.
+      const base::Result<Term> on_disk = durable.term(m.index);
+      if (m.log_term != Term{0} && on_disk.ok() && *on_disk != m.log_term) {
+        violation("node " + std::to_string(n.id) + " acknowledged index " +
+                  std::to_string(m.index.value()) + " of term " +
+                  std::to_string(m.log_term.value()) + " while its disk still holds term " +
+                  std::to_string(on_disk->value()) + " there");
+      }
     }
   }
 
@@ -1105,6 +1118,20 @@ class Simulation {
                            " but " + quote_optional(*value) + " on node " + std::to_string(id));
         }
       }
+    }
+    // Beyond user keys: each replica's whole state (dedupe records, applied
+    // position, configuration) as its snapshot encodes it.
+    std::optional<uint64_t> first_state;
+    for (auto& [id, n] : nodes_) {
+      auto snapshot = n.node->machine().snapshot();
+      if (!snapshot.ok()) return violation("node " + std::to_string(id) + " cannot snapshot");
+      const uint64_t checksum = base::checksum64(snapshot->data.view());
+      if (first_state && *first_state != checksum) {
+        return violation("replicas diverge at applied index " + std::to_string(index->value()) +
+                         ": node " + std::to_string(id) +
+                         "'s state (sessions, applied position) differs from node 1's");
+      }
+      first_state = checksum;
     }
     trace("settled: every replica applied " + std::to_string(index->value()) +
           " entries with identical data");

@@ -84,9 +84,13 @@ class NodeTest : public ::testing::Test {
         snapshot.meta = *write.snapshot;
         ASSERT_TRUE(h.storage->apply_snapshot(snapshot).ok());
       }
-      if (!write.entries.empty()) ASSERT_TRUE(h.storage->append(write.entries).ok());
+      if (!write.entries.empty()) {
+        ASSERT_TRUE(h.storage->append(write.entries).ok());
+      }
       if (write.hard_state) h.storage->set_hard_state(*write.hard_state);
-      if (write.compact) ASSERT_TRUE(h.storage->compact(write.compact->index).ok());
+      if (write.compact) {
+        ASSERT_TRUE(h.storage->compact(write.compact->index).ok());
+      }
       h.node->persisted();
       drain(id);
     }
@@ -301,6 +305,52 @@ TEST_F(NodeTest, AReplyMeantForAnEarlierLifeOfTheNodeIsIgnored) {
   EXPECT_FALSE(hosts_[follower].replies.contains(1))
       << "a reply to the previous life's request reached the new one";
   EXPECT_EQ(hosts_[follower].node->pending_requests(), 1u);
+}
+
+}  // namespace
+}  // namespace synod::node
+
+namespace synod::node {
+namespace {
+
+// Found in review: the engine installed (and synced) a snapshot at 400 but
+// the crash came before the WAL's install marker, so the log ends at 1. The
+// node must not ask to compact the log to the engine's index, past what
+// Raft has applied: entries Raft still needs would be dropped.
+TEST(NodeCompaction, NeverPastWhatRaftHasAppliedWhenTheEngineIsAhead) {
+  ConfState conf;
+  for (uint64_t id = 1; id <= 3; ++id) conf.voters.push_back(NodeId{id});
+  raft::MemoryStorage log;
+  raft::Snapshot snapshot;
+  snapshot.meta = raft::SnapshotMeta{LogIndex{1}, Term{1}, conf};
+  ASSERT_TRUE(log.apply_snapshot(snapshot).ok());
+  log.set_hard_state(HardState{Term{1}, NodeId{}, LogIndex{1}});
+  storage::MemKvEngine engine;
+  KvStateMachine machine(kGroup, &engine);
+  ASSERT_TRUE(machine.bootstrap(AppliedState{LogIndex{400}, Term{2}, conf}).ok());
+  NodeOptions options;
+  options.raft.id = NodeId{1};
+  options.raft.group = kGroup;
+  options.raft.storage = &log;
+  options.raft.election_tick = 10;
+  options.compact_every_entries = 300;
+  auto made = Node::create(options, &engine);
+  ASSERT_TRUE(made.ok()) << made.error().to_string();
+  Node& node = **made;
+  for (int t = 0; t < 50; ++t) {
+    node.tick();
+    for (NodeOutput out = node.take_output(); out.persist; out = node.take_output()) {
+      if (out.persist->compact) {
+        EXPECT_LE(out.persist->compact->index, node.raw().raft().log().applied())
+            << "compaction asked past Raft's applied index";
+      }
+      if (!out.persist->entries.empty()) {
+        ASSERT_TRUE(log.append(out.persist->entries).ok());
+      }
+      if (out.persist->hard_state) log.set_hard_state(*out.persist->hard_state);
+      node.persisted();
+    }
+  }
 }
 
 }  // namespace
