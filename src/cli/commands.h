@@ -32,6 +32,7 @@ struct StartOptions {
   uint64_t max_clients = 10000;
   uint64_t incomplete_request_timeout_ms = 30000;
   uint64_t request_timeout_ms = 3000;
+  uint32_t partitions = 4;  // of the default keyspace; first start only
 };
 int run_start(StartOptions options);
 

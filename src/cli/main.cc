@@ -51,6 +51,10 @@ int main(int argc, char** argv) {
   start_cmd->add_option("--request-timeout-ms", start.request_timeout_ms,
                         "How long a request may wait for the cluster before -TRYAGAIN")
       ->capture_default_str();
+  start_cmd->add_option("--partitions", start.partitions,
+                        "Raft groups of the default keyspace (first start only)")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
   start_cmd->add_option("--config", start.config_file,
                         "A TOML file with the same keys as these flags (id, data-dir, ...)");
 

@@ -146,6 +146,9 @@ base::Status apply_config_file(StartOptions& options) {
   number("max-clients", options.max_clients);
   number("incomplete-request-timeout-ms", options.incomplete_request_timeout_ms);
   number("request-timeout-ms", options.request_timeout_ms);
+  if (auto value = table["partitions"].value<int64_t>(); value && *value > 0 && *value <= 4096) {
+    options.partitions = static_cast<uint32_t>(*value);
+  }
   text("data-dir", options.data_dir);
   text("client-addr", options.client_addr);
   text("peer-addr", options.peer_addr);
@@ -182,6 +185,7 @@ int run_start(StartOptions options) {
     host.initial_cluster = std::move(*members);
   }
   host.request_timeout_ms = static_cast<uint32_t>(options.request_timeout_ms);
+  host.partitions = options.partitions;
   api::RespServerOptions server;
   server.listen_address = options.client_addr;
   server.clients_max = options.max_clients;

@@ -442,7 +442,15 @@ void Node::fail(const Error& error) {
 }
 
 void Node::send(NodeId to, PeerMessage message) {
+  if (auto* f = std::get_if<ForwardRequest>(&message)) f->group = options_.raft.group.value();
+  if (auto* r = std::get_if<ForwardReply>(&message)) r->group = options_.raft.group.value();
   output_.messages.push_back(Envelope{to, std::move(message)});
+}
+
+uint64_t group_of(const PeerMessage& message) {
+  if (const auto* m = std::get_if<raft::Message>(&message)) return m->group.value();
+  if (const auto* f = std::get_if<ForwardRequest>(&message)) return f->group;
+  return std::get<ForwardReply>(message).group;
 }
 
 }  // namespace synod::node

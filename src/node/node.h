@@ -68,14 +68,20 @@ struct ForwardRequest {
   uint64_t id = 0;  // the sender's, echoed in the reply
   Request request;
   uint64_t ticks_left = 0;  // the leader gives up after this many of its ticks
+  uint64_t group = 0;       // the Raft group it is for (set by the sender)
 };
 struct ForwardReply {
   uint64_t incarnation = 0;
   uint64_t id = 0;
   Response response;
+  uint64_t group = 0;
 };
 
+
 using PeerMessage = std::variant<raft::Message, ForwardRequest, ForwardReply>;
+
+// The Raft group a peer message is for.
+uint64_t group_of(const PeerMessage& message);
 
 struct Envelope {
   raft::NodeId to;

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "placement/partition.h"
 #include "raft/raft.h"
 #include "runtime/metrics.h"
 #include "storage/group_log.h"
@@ -17,7 +18,10 @@ using base::Error;
 
 namespace {
 
-constexpr raft::GroupId kDefaultGroup{1};
+// Group 1 is the meta group (cluster metadata; it carries nothing yet but
+// elects like any other); groups 2.. are the default keyspace's partitions.
+constexpr raft::GroupId kMetaGroup{1};
+constexpr uint64_t kFirstPartitionGroup = 2;
 
 // cluster.json: who this node is and who its members are, written once when
 // the node bootstraps (before the WAL says the group exists).
@@ -25,6 +29,7 @@ struct ClusterFile {
   std::string cluster_id;
   uint64_t node_id = 0;
   std::map<uint64_t, std::string> members;
+  uint64_t partitions = 0;  // of the default keyspace
 };
 
 base::Status write_cluster_file(storage::FileSystem& files, const std::string& dir,
@@ -32,6 +37,7 @@ base::Status write_cluster_file(storage::FileSystem& files, const std::string& d
   nlohmann::json json;
   json["cluster_id"] = cluster.cluster_id;
   json["node_id"] = cluster.node_id;
+  json["partitions"] = cluster.partitions;
   for (const auto& [id, address] : cluster.members) json["members"][std::to_string(id)] = address;
   const std::string path = dir + "/cluster.json";
   (void)files.remove(path);
@@ -56,6 +62,10 @@ base::Result<ClusterFile> read_cluster_file(storage::FileSystem& files, const st
     ClusterFile cluster;
     cluster.cluster_id = json.at("cluster_id").get<std::string>();
     cluster.node_id = json.at("node_id").get<uint64_t>();
+    cluster.partitions = json.at("partitions").get<uint64_t>();
+    if (cluster.partitions == 0 || cluster.partitions > 4096) {
+      return Error(Errc::kCorruption, path + ": partitions must be 1..4096");
+    }
     for (const auto& [id, address] : json.at("members").items()) {
       cluster.members[std::stoull(id)] = address.get<std::string>();
     }
@@ -80,16 +90,22 @@ struct NodeHost::Impl {
   storage::PosixFileSystem files;
   std::unique_ptr<storage::DurableLog> log;
   std::unique_ptr<storage::RocksKvEngine> engine;
-  std::unique_ptr<node::Node> node;
+  struct Group {
+    std::unique_ptr<node::Node> node;
+    raft::Role last_role = raft::Role::kFollower;
+    uint64_t last_leader = 0;
+  };
+  std::map<uint64_t, Group> groups;
   std::unique_ptr<PeerTransport> transport;
+  // Messages for each peer from this turn of the loop, sent as one frame.
+  std::map<uint64_t, std::vector<node::PeerMessage>> outbox;
+  bool flush_posted = false;
   ClusterFile cluster;
   asio::steady_timer ticker;
   std::map<uint64_t, Done> waiting;  // request id -> caller
   uint64_t next_request = 1;
   bool stopped = false;
   std::string failure;
-  raft::Role last_role = raft::Role::kFollower;
-  uint64_t last_leader = 0;
   uint64_t elections_won = 0;
   uint64_t proposals = 0;
   uint64_t leader_changes = 0;
@@ -116,7 +132,7 @@ struct NodeHost::Impl {
     if (!rocks) return rocks.error();
     engine = std::move(*rocks);
 
-    if (!log->has_group(kDefaultGroup)) {
+    if (!log->has_group(kMetaGroup)) {
       if (auto s = bootstrap(); !s) return s;
     } else {
       auto read = read_cluster_file(files, dir);
@@ -136,24 +152,10 @@ struct NodeHost::Impl {
       }
     }
 
-    node::NodeOptions node_options;
-    node_options.raft.id = raft::NodeId{options.node_id};
-    node_options.raft.group = kDefaultGroup;
-    node_options.raft.storage = &log->group(kDefaultGroup);
-    node_options.raft.election_tick = options.election_ticks;
-    node_options.raft.heartbeat_tick = options.heartbeat_ticks;
-    node_options.raft.random_seed = random_u64();
-    node_options.raft.max_size_per_msg_bytes = 1u << 20;
-    node_options.raft.max_inflight_msgs = 256;
-    node_options.request_timeout_ticks =
-        std::max<uint64_t>(1, options.request_timeout_ms / std::max<uint32_t>(options.tick_ms, 1));
-    node_options.compact_every_entries = options.compact_every_entries;
-    node_options.incarnation = random_u64();
-    auto made = node::Node::create(std::move(node_options), engine.get());
-    if (!made) return made.error();
-    node = std::move(*made);
-    node::Node* process = node.get();
-    log->group(kDefaultGroup).set_snapshot_source([process] { return process->machine().snapshot(); });
+    const uint64_t partitions = cluster.partitions;
+    for (uint64_t g = kMetaGroup.value(); g < kFirstPartitionGroup + partitions; ++g) {
+      if (auto s = start_group(raft::GroupId{g}); !s) return s;
+    }
 
     PeerTransportOptions peer;
     peer.node_id = options.node_id;
@@ -165,11 +167,42 @@ struct NodeHost::Impl {
         loop, peer,
         [this](uint64_t from, node::PeerMessage message) {
           if (stopped || !failure.empty()) return;
-          node->receive(raft::NodeId{from}, std::move(message));
-          drain();
+          auto it = groups.find(node::group_of(message));
+          if (it == groups.end()) return;  // a group this node does not host
+          it->second.node->receive(raft::NodeId{from}, std::move(message));
+          drain(it->first);
         },
         [this](const std::string& line) { say(line); });
     return {};
+  }
+
+  base::Status start_group(raft::GroupId id) {
+    node::NodeOptions node_options;
+    node_options.raft.id = raft::NodeId{options.node_id};
+    node_options.raft.group = id;
+    node_options.raft.storage = &log->group(id);
+    node_options.raft.election_tick = options.election_ticks;
+    node_options.raft.heartbeat_tick = options.heartbeat_ticks;
+    node_options.raft.random_seed = random_u64();
+    node_options.raft.max_size_per_msg_bytes = 1u << 20;
+    node_options.raft.max_inflight_msgs = 256;
+    node_options.request_timeout_ticks =
+        std::max<uint64_t>(1, options.request_timeout_ms / std::max<uint32_t>(options.tick_ms, 1));
+    node_options.compact_every_entries = options.compact_every_entries;
+    node_options.incarnation = random_u64();
+    auto made = node::Node::create(std::move(node_options), engine.get());
+    if (!made) return made.error();
+    Group& group = groups[id.value()];
+    group.node = std::move(*made);
+    node::Node* process = group.node.get();
+    log->group(id).set_snapshot_source([process] { return process->machine().snapshot(); });
+    return {};
+  }
+
+  uint64_t group_for(const node::Request& request) const {
+    const std::string& key =
+        request.kind == node::Request::Kind::kRead ? request.key : request.command.key;
+    return kFirstPartitionGroup + placement::partition_of(key, static_cast<uint32_t>(cluster.partitions));
   }
 
   base::Status bootstrap() {
@@ -181,25 +214,31 @@ struct NodeHost::Impl {
     cluster.cluster_id = options.cluster_id;
     cluster.node_id = options.node_id;
     cluster.members = options.initial_cluster;
+    cluster.partitions = options.partitions;
     if (auto s = write_cluster_file(files, options.data_dir, cluster); !s) return s;
     raft::ConfState conf;
     for (const auto& [id, address] : cluster.members) conf.voters.push_back(raft::NodeId{id});
-    // The engine may already hold the bootstrap state (a crash came between
-    // it and the WAL record below): then only the WAL record is missing.
-    node::KvStateMachine machine(kDefaultGroup, engine.get());
-    if (auto s = machine.load(); !s) return s;
-    if (machine.applied().index == raft::LogIndex{0}) {
-      if (auto s = machine.bootstrap(node::AppliedState{raft::LogIndex{1}, raft::Term{1}, conf}); !s) {
-        return s;
-      }
-    }
+    // Every group starts from the same configuration, as a snapshot at
+    // index 1 on every member. The engine may already hold a group's
+    // bootstrap state (a crash came before the WAL record below).
     storage::WalBatch batch;
-    batch.add_snapshot(kDefaultGroup, raft::SnapshotMeta{raft::LogIndex{1}, raft::Term{1}, conf},
-                       storage::SnapshotMode::kInstall);
-    batch.add_hard_state(kDefaultGroup, raft::HardState{raft::Term{1}, raft::NodeId{}, raft::LogIndex{1}});
+    for (uint64_t g = kMetaGroup.value(); g < kFirstPartitionGroup + cluster.partitions; ++g) {
+      const raft::GroupId group{g};
+      node::KvStateMachine machine(group, engine.get());
+      if (auto s = machine.load(); !s) return s;
+      if (machine.applied().index == raft::LogIndex{0}) {
+        if (auto s = machine.bootstrap(node::AppliedState{raft::LogIndex{1}, raft::Term{1}, conf}); !s) {
+          return s;
+        }
+      }
+      batch.add_snapshot(group, raft::SnapshotMeta{raft::LogIndex{1}, raft::Term{1}, conf},
+                         storage::SnapshotMode::kInstall);
+      batch.add_hard_state(group, raft::HardState{raft::Term{1}, raft::NodeId{}, raft::LogIndex{1}});
+    }
     if (auto s = log->write(batch); !s) return s;
     say("bootstrapped cluster \"" + cluster.cluster_id + "\" with " +
-        std::to_string(cluster.members.size()) + " members");
+        std::to_string(cluster.members.size()) + " members, a meta group and " +
+        std::to_string(cluster.partitions) + " partitions");
     return {};
   }
 
@@ -214,8 +253,11 @@ struct NodeHost::Impl {
     ticker.async_wait([this](const asio::error_code& error) {
       if (error || stopped) return;
       if (failure.empty()) {
-        node->tick();
-        drain();
+        for (auto& [id, group] : groups) {
+          group.node->tick();
+          drain(id);
+          if (!failure.empty()) break;
+        }
       }
       schedule_tick();
     });
@@ -232,15 +274,23 @@ struct NodeHost::Impl {
     const uint64_t id = next_request++;
     waiting.emplace(id, std::move(done));
     if (request.kind == node::Request::Kind::kWrite) ++proposals;
-    node->submit(id, std::move(request));
-    drain();
+    const uint64_t group = group_for(request);
+    groups.at(group).node->submit(id, std::move(request));
+    drain(group);
   }
 
-  void drain() {
+  void drain(uint64_t group_id) {
     if (stopped) return;
-    node::NodeOutput out = node->take_output();
+    Group& group = groups.at(group_id);
+    node::NodeOutput out = group.node->take_output();
     for (node::Envelope& envelope : out.messages) {
-      transport->send(envelope.to.value(), envelope.message);
+      outbox[envelope.to.value()].push_back(std::move(envelope.message));
+    }
+    if (!outbox.empty() && !flush_posted) {
+      flush_posted = true;
+      asio::post(loop, [this, alive_check = std::weak_ptr<bool>(alive)] {
+        if (!alive_check.expired()) flush();
+      });
     }
     for (auto& [id, response] : out.responses) {
       auto it = waiting.find(id);
@@ -249,24 +299,35 @@ struct NodeHost::Impl {
       waiting.erase(it);
       done(std::move(response));
     }
-    if (out.persist) persist(std::move(*out.persist));
-    if (node->failed()) fail("node: " + node->failed()->to_string());
-    note_role();
+    if (out.persist) persist(group_id, std::move(*out.persist));
+    if (group.node->failed()) fail("group " + std::to_string(group_id) + ": " +
+                                   group.node->failed()->to_string());
+    note_role(group_id, group);
   }
 
-  void persist(node::PersistRequest request) {
-    storage::WalBatch batch = storage::to_wal_batch(kDefaultGroup, request, log->group(kDefaultGroup));
+  // Sends what this turn of the loop produced: one frame per peer.
+  void flush() {
+    flush_posted = false;
+    if (stopped) return;
+    std::map<uint64_t, std::vector<node::PeerMessage>> sending = std::move(outbox);
+    outbox.clear();
+    for (auto& [to, messages] : sending) transport->send(to, messages);
+  }
+
+  void persist(uint64_t group_id, node::PersistRequest request) {
+    const raft::GroupId id{group_id};
+    storage::WalBatch batch = storage::to_wal_batch(id, request, log->group(id));
     if (batch.empty()) {
-      node->persisted();
-      drain();
+      groups.at(group_id).node->persisted();
+      drain(group_id);
       return;
     }
     std::weak_ptr<bool> alive_check = alive;
     const auto submitted = std::chrono::steady_clock::now();
-    log->submit(batch, [this, alive_check, submitted](storage::WalBatch records,
-                                                      storage::WalWriteResult result) {
+    log->submit(batch, [this, alive_check, submitted, group_id](storage::WalBatch records,
+                                                                storage::WalWriteResult result) {
       // On the WAL's writer thread: hand the result to the loop.
-      asio::post(loop, [this, alive_check, submitted, records = std::move(records),
+      asio::post(loop, [this, alive_check, submitted, group_id, records = std::move(records),
                         result = std::move(result)]() mutable {
         if (alive_check.expired() || stopped) return;
         if (wal_write_seconds.size() < 100000) {
@@ -278,8 +339,8 @@ struct NodeHost::Impl {
           fail("write-ahead log: " + applied.error().to_string());
           return;
         }
-        node->persisted();
-        drain();
+        groups.at(group_id).node->persisted();
+        drain(group_id);
       });
     });
   }
@@ -306,24 +367,23 @@ struct NodeHost::Impl {
     }
   }
 
-  void note_role() {
-    const raft::Raft& raft = node->raw().raft();
-    if (raft.role() != last_role || raft.leader().value() != last_leader) {
-      if (raft.leader().value() != last_leader) ++leader_changes;
-      if (raft.role() == raft::Role::kLeader) {
-        ++elections_won;
-        say("node " + std::to_string(options.node_id) + " leads term " +
-            std::to_string(raft.term().value()));
-      } else if (last_role == raft::Role::kLeader) {
-        say("node " + std::to_string(options.node_id) + " lost leadership in term " +
-            std::to_string(raft.term().value()));
-      } else if (raft.leader().value() != 0 && raft.leader().value() != last_leader) {
-        say("leader is node " + std::to_string(raft.leader().value()) + " (term " +
-            std::to_string(raft.term().value()) + ")");
-      }
-      last_role = raft.role();
-      last_leader = raft.leader().value();
+  void note_role(uint64_t group_id, Group& group) {
+    const raft::Raft& raft = group.node->raw().raft();
+    if (raft.role() == group.last_role && raft.leader().value() == group.last_leader) return;
+    const std::string name = group_id == kMetaGroup.value()
+                                 ? "meta group"
+                                 : "partition " + std::to_string(group_id - kFirstPartitionGroup);
+    if (raft.leader().value() != group.last_leader) ++leader_changes;
+    if (raft.role() == raft::Role::kLeader) {
+      ++elections_won;
+      say(name + ": node " + std::to_string(options.node_id) + " leads term " +
+          std::to_string(raft.term().value()));
+    } else if (group.last_role == raft::Role::kLeader) {
+      say(name + ": node " + std::to_string(options.node_id) + " lost leadership in term " +
+          std::to_string(raft.term().value()));
     }
+    group.last_role = raft.role();
+    group.last_leader = raft.leader().value();
   }
 
   void stop() {
@@ -343,7 +403,7 @@ NodeHost::~NodeHost() {
   // the engine and the node go.
   impl_->alive.reset();
   impl_->transport.reset();
-  impl_->node.reset();
+  impl_->groups.clear();
   impl_->log.reset();
   if (impl_->engine) (void)impl_->engine->sync();
   impl_->engine.reset();
@@ -353,6 +413,9 @@ base::Result<std::unique_ptr<NodeHost>> NodeHost::open(asio::io_context& loop,
                                                        NodeHostOptions options) {
   if (options.node_id == 0) return Error(Errc::kInvalidArgument, "node id must be at least 1");
   if (options.data_dir.empty()) return Error(Errc::kInvalidArgument, "a data directory is needed");
+  if (options.partitions == 0 || options.partitions > 4096) {
+    return Error(Errc::kInvalidArgument, "partitions must be 1..4096");
+  }
   if (options.tick_ms == 0 || options.election_ticks <= options.heartbeat_ticks) {
     return Error(Errc::kInvalidArgument, "ticks must be positive and elections slower than heartbeats");
   }
@@ -454,16 +517,18 @@ NodeHostStatus NodeHost::status() const {
   const Impl& i = *impl_;
   status.node_id = i.options.node_id;
   status.cluster_id = i.cluster.cluster_id;
-  const raft::Raft& raft = i.node->raw().raft();
-  GroupStatus group;
-  group.group = kDefaultGroup.value();
-  group.role = std::string(raft::role_name(raft.role()));
-  group.term = raft.term().value();
-  group.leader = raft.leader().value();
-  group.commit = raft.log().committed().value();
-  group.applied = i.node->machine().applied().index.value();
-  group.last_index = raft.log().last_index().value();
-  status.groups.push_back(group);
+  for (const auto& [id, g] : i.groups) {
+    const raft::Raft& raft = g.node->raw().raft();
+    GroupStatus group;
+    group.group = id;
+    group.role = std::string(raft::role_name(raft.role()));
+    group.term = raft.term().value();
+    group.leader = raft.leader().value();
+    group.commit = raft.log().committed().value();
+    group.applied = g.node->machine().applied().index.value();
+    group.last_index = raft.log().last_index().value();
+    status.groups.push_back(group);
+  }
   status.peers = i.transport->peers();
   status.requests_open = i.waiting.size();
   status.elections_won = i.elections_won;

@@ -10,10 +10,18 @@
 // and tells the node), ticks it, and routes replies to the callers of
 // `submit`.
 //
-// First start: with no WAL for the group, the node bootstraps the group with
-// the initial members (the configuration as a snapshot at index 1, as every
-// member does, so they agree) and records the member list. A restart
-// recovers from disk and ignores `initial_cluster`.
+// Groups: the meta group (1) and the default keyspace's partitions (2..);
+// a key's partition is placement::partition_of (XXH3 and jump hash). Each
+// group is its own node::Node; they share the WAL (one group commit for
+// all), the engine (keys prefixed by group) and the peer connections: what
+// one turn of the loop has for a peer, heartbeats of every group included,
+// goes in one frame.
+//
+// First start: with no WAL for the groups, the node bootstraps every group
+// with the initial members (the configuration as a snapshot at index 1, as
+// every member does, so they agree) and records the member list and the
+// partition count. A restart recovers from disk and ignores
+// `initial_cluster`.
 #pragma once
 
 #include <cstdint>
@@ -46,6 +54,9 @@ struct NodeHostOptions {
   int heartbeat_ticks = 1;
   uint32_t request_timeout_ms = 3000;
   uint64_t compact_every_entries = 10000;
+  // Raft groups of the default keyspace (first start only; then the data
+  // directory's). Every node also hosts the meta group.
+  uint32_t partitions = 4;
   std::function<void(const std::string&)> log;
 };
 

@@ -355,7 +355,7 @@ struct PeerTransport::Impl : std::enable_shared_from_this<PeerTransport::Impl> {
       }
       peer.state.frames_received++;
       peer.state.bytes_received += bytes->size();
-      self->on_message(id, std::move(envelope->message));
+      for (node::PeerMessage& message : envelope->messages) self->on_message(id, std::move(message));
     }
     self->close(connection, why.empty() ? "closed" : why);
   }
@@ -374,7 +374,7 @@ struct PeerTransport::Impl : std::enable_shared_from_this<PeerTransport::Impl> {
     }
   }
 
-  void send(uint64_t to, const node::PeerMessage& message) {
+  void send(uint64_t to, const std::vector<node::PeerMessage>& messages) {
     auto it = peers.find(to);
     if (it == peers.end()) return;
     Peer& peer = it->second;
@@ -382,7 +382,7 @@ struct PeerTransport::Impl : std::enable_shared_from_this<PeerTransport::Impl> {
       peer.state.dropped++;
       return;
     }
-    std::string bytes = frame(PeerFrame::kEnvelope, encode_envelope(options.node_id, to, message));
+    std::string bytes = frame(PeerFrame::kEnvelope, encode_envelope(options.node_id, to, messages));
     Connection& c = *peer.connection;
     if (c.queued_bytes + bytes.size() > options.send_queue_bytes_max) {
       peer.state.dropped++;
@@ -438,7 +438,9 @@ PeerTransport::~PeerTransport() { impl_->stop(); }
 
 base::Status PeerTransport::start() { return impl_->start(); }
 void PeerTransport::stop() { impl_->stop(); }
-void PeerTransport::send(uint64_t to, const node::PeerMessage& message) { impl_->send(to, message); }
+void PeerTransport::send(uint64_t to, const std::vector<node::PeerMessage>& messages) {
+  impl_->send(to, messages);
+}
 
 std::vector<PeerState> PeerTransport::peers() const {
   std::vector<PeerState> out;

@@ -74,7 +74,8 @@ class PeerTransport {
   base::Status start();
   // Closes every connection and stops dialing.
   void stop();
-  void send(uint64_t to, const node::PeerMessage& message);
+  // Sends `messages` to `to` in one frame.
+  void send(uint64_t to, const std::vector<node::PeerMessage>& messages);
   std::vector<PeerState> peers() const;
 
   struct Impl;

@@ -197,26 +197,36 @@ base::Result<node::Response> from_proto(const wire::Response& in) {
 
 }  // namespace
 
-std::string encode_envelope(uint64_t from, uint64_t to, const node::PeerMessage& message) {
+std::string encode_envelope(uint64_t from, uint64_t to,
+                            const std::vector<node::PeerMessage>& messages) {
   wire::Envelope envelope;
   envelope.set_version(kWireVersion);
   envelope.set_from(from);
   envelope.set_to(to);
-  if (const auto* m = std::get_if<raft::Message>(&message)) {
-    to_proto(*m, envelope.mutable_raft());
-  } else if (const auto* f = std::get_if<node::ForwardRequest>(&message)) {
-    wire::ForwardRequest* forward = envelope.mutable_forward();
-    forward->set_incarnation(f->incarnation);
-    forward->set_id(f->id);
-    forward->set_ticks_left(f->ticks_left);
-    to_proto(f->request, forward->mutable_request());
-  } else if (const auto* r = std::get_if<node::ForwardReply>(&message)) {
-    wire::ForwardReply* reply = envelope.mutable_forward_reply();
-    reply->set_incarnation(r->incarnation);
-    reply->set_id(r->id);
-    to_proto(r->response, reply->mutable_response());
+  for (const node::PeerMessage& message : messages) {
+    wire::Body* body = envelope.add_bodies();
+    if (const auto* m = std::get_if<raft::Message>(&message)) {
+      to_proto(*m, body->mutable_raft());
+    } else if (const auto* f = std::get_if<node::ForwardRequest>(&message)) {
+      wire::ForwardRequest* forward = body->mutable_forward();
+      forward->set_incarnation(f->incarnation);
+      forward->set_id(f->id);
+      forward->set_ticks_left(f->ticks_left);
+      forward->set_group(f->group);
+      to_proto(f->request, forward->mutable_request());
+    } else if (const auto* r = std::get_if<node::ForwardReply>(&message)) {
+      wire::ForwardReply* reply = body->mutable_forward_reply();
+      reply->set_incarnation(r->incarnation);
+      reply->set_id(r->id);
+      reply->set_group(r->group);
+      to_proto(r->response, reply->mutable_response());
+    }
   }
   return envelope.SerializeAsString();
+}
+
+std::string encode_envelope(uint64_t from, uint64_t to, const node::PeerMessage& message) {
+  return encode_envelope(from, to, std::vector<node::PeerMessage>{message});
 }
 
 base::Result<DecodedEnvelope> decode_envelope(std::string_view bytes) {
@@ -230,32 +240,37 @@ base::Result<DecodedEnvelope> decode_envelope(std::string_view bytes) {
                      ", this node " + std::to_string(kWireVersion));
   }
   if (envelope.from() == 0 || envelope.to() == 0) return malformed("node id 0");
+  if (envelope.bodies_size() == 0) return malformed("empty envelope");
   DecodedEnvelope out;
   out.from = envelope.from();
   out.to = envelope.to();
-  switch (envelope.body_case()) {
-    case wire::Envelope::kRaft: {
-      auto m = from_proto(envelope.raft());
-      if (!m) return m.error();
-      out.message = std::move(*m);
-      break;
+  out.messages.reserve(static_cast<size_t>(envelope.bodies_size()));
+  for (const wire::Body& body : envelope.bodies()) {
+    switch (body.kind_case()) {
+      case wire::Body::kRaft: {
+        auto m = from_proto(body.raft());
+        if (!m) return m.error();
+        out.messages.push_back(std::move(*m));
+        break;
+      }
+      case wire::Body::kForward: {
+        auto request = from_proto(body.forward().request());
+        if (!request) return request.error();
+        out.messages.push_back(node::ForwardRequest{body.forward().incarnation(), body.forward().id(),
+                                                    std::move(*request), body.forward().ticks_left(),
+                                                    body.forward().group()});
+        break;
+      }
+      case wire::Body::kForwardReply: {
+        auto response = from_proto(body.forward_reply().response());
+        if (!response) return response.error();
+        out.messages.push_back(node::ForwardReply{body.forward_reply().incarnation(),
+                                                  body.forward_reply().id(), std::move(*response),
+                                                  body.forward_reply().group()});
+        break;
+      }
+      default: return malformed("a message of no known kind");
     }
-    case wire::Envelope::kForward: {
-      auto request = from_proto(envelope.forward().request());
-      if (!request) return request.error();
-      out.message = node::ForwardRequest{envelope.forward().incarnation(),
-                                         envelope.forward().id(), std::move(*request),
-                                         envelope.forward().ticks_left()};
-      break;
-    }
-    case wire::Envelope::kForwardReply: {
-      auto response = from_proto(envelope.forward_reply().response());
-      if (!response) return response.error();
-      out.message = node::ForwardReply{envelope.forward_reply().incarnation(),
-                                       envelope.forward_reply().id(), std::move(*response)};
-      break;
-    }
-    default: return malformed("empty envelope");
   }
   return out;
 }

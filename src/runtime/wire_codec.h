@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/result.h"
 #include "node/node.h"
@@ -30,9 +31,11 @@ struct Hello {
 struct DecodedEnvelope {
   uint64_t from = 0;
   uint64_t to = 0;
-  node::PeerMessage message;
+  std::vector<node::PeerMessage> messages;
 };
 
+std::string encode_envelope(uint64_t from, uint64_t to,
+                            const std::vector<node::PeerMessage>& messages);
 std::string encode_envelope(uint64_t from, uint64_t to, const node::PeerMessage& message);
 base::Result<DecodedEnvelope> decode_envelope(std::string_view bytes);
 

@@ -48,14 +48,14 @@ TEST(WireCodec, RaftMessageRoundTripsExactly) {
   ASSERT_TRUE(decoded.ok()) << decoded.error().to_string();
   EXPECT_EQ(decoded->from, 1u);
   EXPECT_EQ(decoded->to, 2u);
-  EXPECT_EQ(std::get<Message>(decoded->message), m);
+  EXPECT_EQ(std::get<Message>(decoded->messages.at(0)), m);
   Message plain;
   plain.type = MessageType::kHeartbeat;
   plain.from = NodeId{3};
   plain.to = NodeId{1};
   auto decoded_plain = decode_envelope(encode_envelope(3, 1, plain));
   ASSERT_TRUE(decoded_plain.ok());
-  EXPECT_EQ(std::get<Message>(decoded_plain->message), plain);
+  EXPECT_EQ(std::get<Message>(decoded_plain->messages.at(0)), plain);
 }
 
 TEST(WireCodec, ForwardedRequestAndReplyRoundTrip) {
@@ -66,7 +66,7 @@ TEST(WireCodec, ForwardedRequestAndReplyRoundTrip) {
                                   .expected = "old", .expect_absent = false};
   auto forward = decode_envelope(encode_envelope(2, 1, node::ForwardRequest{77, 5, request, 40}));
   ASSERT_TRUE(forward.ok());
-  const auto& f = std::get<node::ForwardRequest>(forward->message);
+  const auto& f = std::get<node::ForwardRequest>(forward->messages.at(0));
   EXPECT_EQ(f.incarnation, 77u);
   EXPECT_EQ(f.id, 5u);
   EXPECT_EQ(f.ticks_left, 40u);
@@ -79,12 +79,12 @@ TEST(WireCodec, ForwardedRequestAndReplyRoundTrip) {
   response.reply.integer = -3;
   auto reply = decode_envelope(encode_envelope(1, 2, node::ForwardReply{77, 5, response}));
   ASSERT_TRUE(reply.ok());
-  const auto& r = std::get<node::ForwardReply>(reply->message);
+  const auto& r = std::get<node::ForwardReply>(reply->messages.at(0));
   EXPECT_EQ(r.response.value, response.value);
   EXPECT_EQ(r.response.reply, response.reply);
   node::Response absent;
   auto reply_absent = decode_envelope(encode_envelope(1, 2, node::ForwardReply{1, 1, absent}));
-  EXPECT_FALSE(std::get<node::ForwardReply>(reply_absent->message).response.value.has_value());
+  EXPECT_FALSE(std::get<node::ForwardReply>(reply_absent->messages.at(0)).response.value.has_value());
 }
 
 TEST(WireCodec, ConfusedOrHostileBytesAreRefused) {
@@ -95,7 +95,7 @@ TEST(WireCodec, ConfusedOrHostileBytesAreRefused) {
   newer.set_version(kWireVersion + 1);
   newer.set_from(1);
   newer.set_to(2);
-  newer.mutable_raft()->set_type(static_cast<uint32_t>(MessageType::kApp));
+  newer.add_bodies()->mutable_raft()->set_type(static_cast<uint32_t>(MessageType::kApp));
   auto refused = decode_envelope(newer.SerializeAsString());
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(refused.error().message().find("protocol version 2"), std::string::npos);
@@ -105,25 +105,44 @@ TEST(WireCodec, ConfusedOrHostileBytesAreRefused) {
     e.set_version(kWireVersion);
     e.set_from(1);
     e.set_to(2);
-    e.mutable_raft()->set_type(static_cast<uint32_t>(MessageType::kApp));
+    e.add_bodies()->mutable_raft()->set_type(static_cast<uint32_t>(MessageType::kApp));
     edit(e);
     return decode_envelope(e.SerializeAsString());
   };
-  EXPECT_FALSE(with([](wire::Envelope& e) { e.mutable_raft()->set_type(200); }).ok());
+  EXPECT_FALSE(with([](wire::Envelope& e) { e.mutable_bodies(0)->mutable_raft()->set_type(200); }).ok());
   EXPECT_FALSE(with([](wire::Envelope& e) {
-                 e.mutable_raft()->set_type(static_cast<uint32_t>(MessageType::kHup));
+                 e.mutable_bodies(0)->mutable_raft()->set_type(static_cast<uint32_t>(MessageType::kHup));
                }).ok());
-  EXPECT_FALSE(with([](wire::Envelope& e) { e.mutable_raft()->add_entries()->set_type(9); }).ok());
+  EXPECT_FALSE(with([](wire::Envelope& e) { e.mutable_bodies(0)->mutable_raft()->add_entries()->set_type(9); }).ok());
   EXPECT_FALSE(with([](wire::Envelope& e) { e.set_from(0); }).ok());
   EXPECT_FALSE(with([](wire::Envelope& e) {
-                 e.mutable_raft()->mutable_snapshot()->mutable_meta()->mutable_conf_state()->add_voters(0);
+                 e.mutable_bodies(0)->mutable_raft()->mutable_snapshot()->mutable_meta()->mutable_conf_state()->add_voters(0);
                }).ok());
   EXPECT_FALSE(with([](wire::Envelope& e) {
-                 e.clear_raft();
-                 e.mutable_forward()->mutable_request()->set_kind(1);
-                 e.mutable_forward()->mutable_request()->mutable_command()->set_op(99);
+                 e.mutable_bodies(0)->mutable_forward()->mutable_request()->set_kind(1);
+                 e.mutable_bodies(0)->mutable_forward()->mutable_request()->mutable_command()->set_op(99);
                }).ok());
   EXPECT_TRUE(with([](wire::Envelope&) {}).ok());
+}
+
+TEST(WireCodec, OneEnvelopeCarriesEveryMessageForAPeer) {
+  Message heartbeat;
+  heartbeat.type = MessageType::kHeartbeat;
+  heartbeat.from = NodeId{1};
+  heartbeat.to = NodeId{2};
+  std::vector<node::PeerMessage> batch;
+  for (uint64_t group = 1; group <= 5; ++group) {
+    heartbeat.group = GroupId{group};
+    batch.push_back(heartbeat);
+  }
+  batch.push_back(node::ForwardReply{7, 3, node::Response{}, 4});
+  auto decoded = decode_envelope(encode_envelope(1, 2, batch));
+  ASSERT_TRUE(decoded.ok());
+  ASSERT_EQ(decoded->messages.size(), 6u);
+  for (uint64_t group = 1; group <= 5; ++group) {
+    EXPECT_EQ(node::group_of(decoded->messages[group - 1]), group);
+  }
+  EXPECT_EQ(node::group_of(decoded->messages[5]), 4u);
 }
 
 TEST(WireCodec, HelloAndRefusalRoundTrip) {
