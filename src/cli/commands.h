@@ -33,6 +33,7 @@ struct StartOptions {
   uint64_t incomplete_request_timeout_ms = 30000;
   uint64_t request_timeout_ms = 3000;
   uint32_t partitions = 4;  // of the default keyspace; first start only
+  uint64_t compact_every_entries = 10000;
 };
 int run_start(StartOptions options);
 

@@ -55,6 +55,10 @@ int main(int argc, char** argv) {
                         "Raft groups of the default keyspace (first start only)")
       ->check(CLI::Range(1, 4096))
       ->capture_default_str();
+  start_cmd->add_option("--compact-every", start.compact_every_entries,
+                        "Applied entries between log compactions (per group)")
+      ->check(CLI::Range(uint64_t{10}, uint64_t{100000000}))
+      ->capture_default_str();
   start_cmd->add_option("--config", start.config_file,
                         "A TOML file with the same keys as these flags (id, data-dir, ...)");
 

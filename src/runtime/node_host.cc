@@ -314,8 +314,19 @@ struct NodeHost::Impl {
     for (auto& [to, messages] : sending) transport->send(to, messages);
   }
 
+  std::string group_name(uint64_t group_id) const {
+    return group_id == kMetaGroup.value()
+               ? "meta group"
+               : "partition " + std::to_string(group_id - kFirstPartitionGroup);
+  }
+
   void persist(uint64_t group_id, node::PersistRequest request) {
     const raft::GroupId id{group_id};
+    if (request.snapshot) {
+      say(group_name(group_id) + ": installed a snapshot at index " +
+          std::to_string(request.snapshot->index.value()) + " (term " +
+          std::to_string(request.snapshot->term.value()) + ") from the leader");
+    }
     storage::WalBatch batch = storage::to_wal_batch(id, request, log->group(id));
     if (batch.empty()) {
       groups.at(group_id).node->persisted();
@@ -370,9 +381,7 @@ struct NodeHost::Impl {
   void note_role(uint64_t group_id, Group& group) {
     const raft::Raft& raft = group.node->raw().raft();
     if (raft.role() == group.last_role && raft.leader().value() == group.last_leader) return;
-    const std::string name = group_id == kMetaGroup.value()
-                                 ? "meta group"
-                                 : "partition " + std::to_string(group_id - kFirstPartitionGroup);
+    const std::string name = group_name(group_id);
     if (raft.leader().value() != group.last_leader) ++leader_changes;
     if (raft.role() == raft::Role::kLeader) {
       ++elections_won;

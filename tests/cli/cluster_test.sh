@@ -21,7 +21,7 @@ cluster="1=127.0.0.1:$(peer_port 1),2=127.0.0.1:$(peer_port 2),3=127.0.0.1:$(pee
 start_node() {
   "$synod" start --id "$1" --data-dir "$work/data$1" --client-addr "127.0.0.1:$(client_port "$1")" \
     --peer-addr "127.0.0.1:$(peer_port "$1")" --admin-addr "127.0.0.1:$(admin_port "$1")" \
-    --initial-cluster "$cluster" --cluster-id test-cluster >>"$work/node$1.log" 2>&1 &
+    --initial-cluster "$cluster" --cluster-id test-cluster --compact-every 50 >>"$work/node$1.log" 2>&1 &
   pids[$1]=$!
   disown "${pids[$1]}"
 }
@@ -53,6 +53,12 @@ for i in 1 2 3; do
 done
 for n in $(seq 1 30); do cli $(( n % 3 + 1 )) incr counter >/dev/null || fail "INCR $n"; done
 [ "$(cli 2 get counter)" = "30" ] || fail "counter is $(cli 2 get counter), not 30"
+
+# redis-benchmark through a follower (every request forwarded): no errors.
+follower=$(( $(leader) % 3 + 1 ))
+bench="$(timeout 60 redis-benchmark -p "$(client_port "$follower")" -t set,get,incr -n 3000 -c 20 -r 1000 -q 2>&1 | tr '\r' '\n')"
+echo "$bench" | grep -qiE 'error|ERR' && fail "redis-benchmark through a follower saw errors: $(echo "$bench" | grep -iE 'error|ERR' | head -2)"
+[ "$(echo "$bench" | grep -c 'requests per second')" -ge 3 ] || fail "redis-benchmark did not finish: $bench"
 
 # The admin API: status as a table and as JSON, and /metrics scraped.
 status="$("$synod" ctl --admin "127.0.0.1:$(admin_port 1)" status)" || fail "ctl status: $status"
@@ -119,6 +125,34 @@ grep -q "ignoring --initial-cluster" "$work/node$old.log" ||
   grep -q "bootstrapped" "$work/node$old.log" || fail "restart log says nothing about its data"
 
 [ "$(grep -c bootstrapped "$work/node$old.log")" = 1 ] || fail "the restarted node bootstrapped again"
+
+# A node that misses more than the logs keep catches up by snapshot; this
+# time it restarts from a TOML config file with the same keys as the flags.
+lagger=$(( $(leader) % 3 + 1 ))
+other=$(( lagger % 3 + 1 ))
+kill -9 "${pids[$lagger]}"
+for n in $(seq 1 300); do
+  [ "$(cli "$other" set "snap$n" "$n")" = "OK" ] || fail "write snap$n while node $lagger is down"
+done
+cat >"$work/node$lagger.toml" <<TOML
+id = $lagger
+data-dir = "$work/data$lagger"
+client-addr = "127.0.0.1:$(client_port "$lagger")"
+peer-addr = "127.0.0.1:$(peer_port "$lagger")"
+admin-addr = "127.0.0.1:$(admin_port "$lagger")"
+cluster-id = "test-cluster"
+compact-every = 50
+TOML
+"$synod" start --config "$work/node$lagger.toml" >>"$work/node$lagger.log" 2>&1 &
+pids[$lagger]=$!
+disown "${pids[$lagger]}"
+caught_up() {
+  for n in 1 150 300; do [ "$(cli "$lagger" get "snap$n")" = "$n" ] || return 1; done
+}
+wait_for 15 caught_up || fail "node $lagger did not catch up after missing 300 writes"
+grep -q "installed a snapshot" "$work/node$lagger.log" ||
+  fail "node $lagger caught up without a snapshot (the logs should have been compacted)"
+echo "node $lagger caught up by snapshot: $(grep -c 'installed a snapshot' "$work/node$lagger.log") partitions"
 
 # A node of another cluster is refused, and both sides say why: it dials
 # node 2 at node 2's peer address.
