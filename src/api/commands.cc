@@ -1,6 +1,7 @@
 #include "api/commands.h"
 
 #include <algorithm>
+#include <chrono>
 #include <limits>
 #include <memory>
 
@@ -211,18 +212,43 @@ void config(const Args& args, RespWriter& out) {
 
 void set(Session& session, const Args& args, RespWriter& out, Store& store, Done done) {
   uint8_t flags = 0;
+  uint64_t expire_at_ms = 0;
+  bool has_expiry = false;
   for (size_t i = 3; i < args.size(); ++i) {
     const std::string option = lower(args[i]);
+    const bool timed = option == "ex" || option == "px" || option == "exat" || option == "pxat";
     if (option == "nx" && !(flags & node::kSetIfPresent)) {
       flags |= node::kSetIfAbsent;
     } else if (option == "xx" && !(flags & node::kSetIfAbsent)) {
       flags |= node::kSetIfPresent;
     } else if (option == "get") {
       flags |= node::kSetReturnOld;
-    } else if (option == "ex" || option == "px" || option == "exat" || option == "pxat" ||
-               option == "keepttl") {
-      out.error("ERR SET option " + args[i] + " is not supported by Synod yet (no expiry)");
-      return done();
+    } else if (option == "keepttl" && !has_expiry) {
+      flags |= node::kSetKeepTtl;
+    } else if (timed && !has_expiry && !(flags & node::kSetKeepTtl) && i + 1 < args.size()) {
+      const auto amount = parse_int(args[++i]);
+      if (!amount) {
+        out.error("ERR value is not an integer or out of range");
+        return done();
+      }
+      const bool seconds = option == "ex" || option == "exat";
+      const bool relative = option == "ex" || option == "px";
+      // Redis's bounds: positive, and the absolute time in ms must not overflow.
+      constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+      if (*amount <= 0 || (seconds && *amount > kMax / 1000)) {
+        out.error("ERR invalid expire time in 'set' command");
+        return done();
+      }
+      const int64_t ms = seconds ? *amount * 1000 : *amount;
+      const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count();
+      if (relative && ms > kMax - now) {
+        out.error("ERR invalid expire time in 'set' command");
+        return done();
+      }
+      expire_at_ms = static_cast<uint64_t>(relative ? now + ms : ms);
+      has_expiry = true;
     } else {
       out.error("ERR syntax error");
       return done();
@@ -230,6 +256,7 @@ void set(Session& session, const Args& args, RespWriter& out, Store& store, Done
   }
   Request request = write(session, node::CommandOp::kSet, args[1], args[2]);
   request.command.flags = flags;
+  request.command.expire_at_ms = expire_at_ms;
   run_one(store, std::move(request), [&out, flags, done = std::move(done)](Response response) {
     if (!unavailable(response, out) && !command_error(response, out)) {
       if (flags & node::kSetReturnOld) {

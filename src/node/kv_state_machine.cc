@@ -21,8 +21,9 @@ using raft::Term;
 
 namespace {
 
-// 1: without flags; 2: with a flags byte at the end (both are read).
-constexpr uint8_t kCommandFormatVersion = 2;
+// 1: without flags; 2: with a flags byte at the end; 3: then now_ms and
+// expire_at_ms as varints. All three are read.
+constexpr uint8_t kCommandFormatVersion = 3;
 constexpr uint8_t kSnapshotFormatVersion = 1;
 // Snapshot frames: header, data blocks, trailer.
 constexpr uint8_t kSnapshotHeader = 1;
@@ -169,6 +170,8 @@ std::string encode_command(const Command& command) {
   encoder.bytes(command.expected);
   encoder.byte(command.expect_absent ? 1 : 0);
   encoder.byte(command.flags);
+  encoder.varint(command.now_ms);
+  encoder.varint(command.expire_at_ms);
   return out;
 }
 
@@ -178,21 +181,24 @@ Result<Command> decode_command(std::string_view data) {
   Command command;
   std::string_view key, value, expected;
   if (!decoder.byte(&version)) return corrupt_command("empty");
-  if (version != 1 && version != kCommandFormatVersion) {
+  if (version < 1 || version > kCommandFormatVersion) {
     return corrupt_command("unknown format version " + std::to_string(version));
   }
   uint8_t flags = 0;
   if (!decoder.varint(&command.client_id) || !decoder.varint(&command.sequence) ||
       !decoder.byte(&op) || !decoder.bytes(&key, kMaxUserKeyBytes) ||
       !decoder.bytes(&value, kMaxValueBytes) || !decoder.bytes(&expected, kMaxValueBytes) ||
-      !decoder.byte(&absent) || (version >= 2 && !decoder.byte(&flags)) || !decoder.done()) {
+      !decoder.byte(&absent) || (version >= 2 && !decoder.byte(&flags)) ||
+      (version >= 3 &&
+       (!decoder.varint(&command.now_ms) || !decoder.varint(&command.expire_at_ms))) ||
+      !decoder.done()) {
     return corrupt_command("truncated, over a size cap, or trailing bytes");
   }
   if (op < static_cast<uint8_t>(CommandOp::kPut) || op > static_cast<uint8_t>(CommandOp::kGetDel)) {
     return corrupt_command("unknown operation " + std::to_string(op));
   }
   if (absent > 1) return corrupt_command("bad flag");
-  if (flags > (kSetIfAbsent | kSetIfPresent | kSetReturnOld) ||
+  if (flags > (kSetIfAbsent | kSetIfPresent | kSetReturnOld | kSetKeepTtl) ||
       (flags & (kSetIfAbsent | kSetIfPresent)) == (kSetIfAbsent | kSetIfPresent)) {
     return corrupt_command("bad SET flags " + std::to_string(flags));
   }
@@ -224,6 +230,28 @@ std::string KvStateMachine::session_key(uint64_t client_id) const {
   return out;
 }
 std::string KvStateMachine::meta_key() const { return prefix('m'); }
+std::string KvStateMachine::expiry_key(std::string_view key) const {
+  std::string out = prefix('x');
+  out.append(key);
+  return out;
+}
+
+namespace {
+
+std::string encode_expiry(uint64_t at_ms) {
+  std::string out;
+  append_be64(out, at_ms);
+  return out;
+}
+
+std::optional<uint64_t> decode_expiry(std::string_view bytes) {
+  if (bytes.size() != 8) return std::nullopt;
+  uint64_t at = 0;
+  for (char c : bytes) at = (at << 8) | static_cast<uint8_t>(c);
+  return at;
+}
+
+}  // namespace
 
 Status KvStateMachine::load() {
   Result<std::optional<std::string>> stored = engine_->get(meta_key());
@@ -249,8 +277,18 @@ Status KvStateMachine::bootstrap(const AppliedState& state) {
   return {};
 }
 
-Result<std::optional<std::string>> KvStateMachine::get(std::string_view key) const {
-  return engine_->get(data_key(key));
+Result<std::optional<std::string>> KvStateMachine::get(std::string_view key,
+                                                       uint64_t now_ms) const {
+  Result<std::optional<std::string>> value = engine_->get(data_key(key));
+  if (!value || !value->has_value() || now_ms == 0) return value;
+  Result<std::optional<std::string>> ttl = engine_->get(expiry_key(key));
+  if (!ttl) return ttl.error();
+  if (ttl->has_value()) {
+    const std::optional<uint64_t> at = decode_expiry(**ttl);
+    if (!at) return Error(Errc::kCorruption, "expiry record does not parse");
+    if (*at <= now_ms) return std::optional<std::string>();  // expired
+  }
+  return value;
 }
 
 Result<std::vector<AppliedEntry>> KvStateMachine::apply(const std::vector<raft::Entry>& entries,
@@ -315,19 +353,43 @@ Result<std::vector<AppliedEntry>> KvStateMachine::apply(const std::vector<raft::
       }
     }
     const std::string key = data_key(command.key);
+    const std::string expiry = expiry_key(command.key);
     Result<std::optional<std::string>> current = overlay.get(key);
     if (!current) return current.error();
+    Result<std::optional<std::string>> ttl = overlay.get(expiry);
+    if (!ttl) return ttl.error();
+    if (ttl->has_value()) {
+      const std::optional<uint64_t> at = decode_expiry(**ttl);
+      if (!at) {
+        return Error(Errc::kCorruption, "expiry record of a key of group " +
+                                            std::to_string(group_.value()) + " does not parse");
+      }
+      if (command.now_ms != 0 && *at <= command.now_ms) {
+        // Expired as of this command: gone, on every replica alike.
+        overlay.del(key);
+        overlay.del(expiry);
+        *current = std::nullopt;
+        *ttl = std::nullopt;
+      }
+    }
     CommandReply reply;
     switch (command.op) {
-      case CommandOp::kPut: overlay.put(key, command.value); break;
+      case CommandOp::kPut:
+        overlay.put(key, command.value);
+        if (ttl->has_value()) overlay.del(expiry);  // SET forgets the TTL
+        break;
       case CommandOp::kDelete:
         reply = integer_reply(current->has_value() ? 1 : 0);
         if (current->has_value()) overlay.del(key);
+        if (ttl->has_value()) overlay.del(expiry);
         break;
       case CommandOp::kCas: {
         const bool matches = command.expect_absent ? !current->has_value()
                                                    : (current->has_value() && **current == command.expected);
-        if (matches) overlay.put(key, command.value);
+        if (matches) {
+          overlay.put(key, command.value);
+          if (ttl->has_value()) overlay.del(expiry);
+        }
         reply = integer_reply(matches ? 1 : 0);
         break;
       }
@@ -357,12 +419,20 @@ Result<std::vector<AppliedEntry>> KvStateMachine::apply(const std::vector<raft::
         if (command.flags & kSetReturnOld) reply.value = *current;
         reply.kind = CommandReply::Kind::kInteger;
         reply.integer = allowed ? 1 : 0;
-        if (allowed) overlay.put(key, command.value);
+        if (allowed) {
+          overlay.put(key, command.value);
+          if (command.expire_at_ms != 0) {
+            overlay.put(expiry, encode_expiry(command.expire_at_ms));
+          } else if (!(command.flags & kSetKeepTtl) && ttl->has_value()) {
+            overlay.del(expiry);
+          }
+        }
         break;
       }
       case CommandOp::kGetDel:
         reply.value = *current;
         if (current->has_value()) overlay.del(key);
+        if (ttl->has_value()) overlay.del(expiry);
         break;
       case CommandOp::kAppend: {
         std::string value = current->value_or("");
@@ -413,7 +483,7 @@ Result<raft::Snapshot> KvStateMachine::snapshot() const {
   uint64_t items = 0, blocks = 0;
   payload.clear();
   std::unique_ptr<KvIterator> it = view->iterate();
-  for (char kind : {'d', 's'}) {
+  for (char kind : {'d', 's', 'x'}) {
     const std::string begin = prefix(kind);
     const std::string end = prefix_end(begin);
     for (it->seek(begin); it->valid() && it->key() < end; it->next()) {
@@ -454,7 +524,7 @@ Status KvStateMachine::install(const raft::Snapshot& snapshot, WriteOptions opti
   };
   std::string_view data = snapshot.data.view();
   WriteBatch batch;
-  for (char kind : {'d', 's'}) {
+  for (char kind : {'d', 's', 'x'}) {
     const std::string begin = prefix(kind);
     batch.delete_range(begin, prefix_end(begin));
   }
@@ -505,7 +575,7 @@ Status KvStateMachine::install(const raft::Snapshot& snapshot, WriteOptions opti
     while (!decoder.done()) {
       uint8_t kind = 0;
       std::string_view key, value;
-      if (!decoder.byte(&kind) || (kind != 'd' && kind != 's') ||
+      if (!decoder.byte(&kind) || (kind != 'd' && kind != 's' && kind != 'x') ||
           !decoder.bytes(&key, kMaxUserKeyBytes) || !decoder.bytes(&value, kMaxValueBytes)) {
         return corrupt("a block that does not parse");
       }

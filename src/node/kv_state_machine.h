@@ -18,6 +18,12 @@
 //   'd' g key        → value          user data
 //   's' g client_id  → sequence|reply dedupe table
 //   'm' g            → applied index, applied term, conf state
+//   'x' g key        → expiry, Unix ms, 8-byte big-endian (keys with a TTL)
+//
+// Expiry: a key whose expiry is at or before a command's `now_ms` is absent
+// to that command, and a write that finds it so deletes it (lazily, the same
+// way on every replica, since `now_ms` travels in the log). SET replaces the
+// TTL (unless KEEPTTL); INCR and APPEND keep it; DEL and GETDEL drop it.
 #pragma once
 
 #include <cstdint>
@@ -45,6 +51,7 @@ enum class CommandOp : uint8_t {
 inline constexpr uint8_t kSetIfAbsent = 1;   // NX
 inline constexpr uint8_t kSetIfPresent = 2;  // XX
 inline constexpr uint8_t kSetReturnOld = 4;  // GET
+inline constexpr uint8_t kSetKeepTtl = 8;    // KEEPTTL
 
 // A user key's bytes, at most: the engine key adds a 9-byte prefix (kind and
 // group) and must stay within kMaxKeyBytes.
@@ -59,6 +66,12 @@ struct Command {
   std::string expected;
   bool expect_absent = false;
   uint8_t flags = 0;  // kSet only
+  // Wall-clock milliseconds when the request was received, stamped by the
+  // host: every replica judges expiry against this same time, so applying
+  // stays deterministic. 0: nothing expires for this command.
+  uint64_t now_ms = 0;
+  // kSet: when the key expires (Unix ms), 0 for never (unless kSetKeepTtl).
+  uint64_t expire_at_ms = 0;
 };
 
 std::string encode_command(const Command& command);
@@ -115,8 +128,9 @@ class KvStateMachine {
                                                 const raft::ConfState* conf_state,
                                                 WriteOptions options = {});
 
-  // Reads a key of this group (for linearizable reads once applied).
-  base::Result<std::optional<std::string>> get(std::string_view key) const;
+  // Reads a key of this group (for linearizable reads once applied); a key
+  // expired at `now_ms` (when non-zero) reads as absent.
+  base::Result<std::optional<std::string>> get(std::string_view key, uint64_t now_ms = 0) const;
 
   // A snapshot of this group's state at the applied index.
   base::Result<raft::Snapshot> snapshot() const;
@@ -127,6 +141,7 @@ class KvStateMachine {
  private:
   std::string data_key(std::string_view key) const;
   std::string session_key(uint64_t client_id) const;
+  std::string expiry_key(std::string_view key) const;
   std::string meta_key() const;
   std::string prefix(char kind) const;
 

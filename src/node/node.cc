@@ -206,7 +206,7 @@ void Node::dispatch(uint64_t handle) {
       return;
     }
     if (SYNOD_BUG(options_.bugs, base::Bug::kStaleLeaderRead)) {
-      auto value = machine_->get(p.request.key);
+      auto value = machine_->get(p.request.key, p.request.now_ms);
       if (!value) return fail(value.error());
       Response response;
       response.value = std::move(*value);
@@ -313,7 +313,8 @@ void Node::serve_reads() {
     if (p.stage == Stage::kReadReady && p.read_index <= applied) ready.push_back(handle);
   }
   for (uint64_t handle : ready) {
-    auto value = machine_->get(pending_.at(handle).request.key);
+    const Request& request = pending_.at(handle).request;
+    auto value = machine_->get(request.key, request.now_ms);
     if (!value) return fail(value.error());
     Response response;
     response.value = std::move(*value);

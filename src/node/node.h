@@ -47,6 +47,9 @@ struct Request {
   Kind kind = Kind::kRead;
   std::string key;  // kRead
   Command command;  // kWrite
+  // kRead: wall-clock ms when it was received (expired keys read absent);
+  // writes carry theirs in `command.now_ms`. 0: no expiry judged.
+  uint64_t now_ms = 0;
 };
 
 struct Response {

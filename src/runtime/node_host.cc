@@ -274,6 +274,13 @@ struct NodeHost::Impl {
     const uint64_t id = next_request++;
     waiting.emplace(id, std::move(done));
     if (request.kind == node::Request::Kind::kWrite) ++proposals;
+    // The time every replica will judge this request's expiries against.
+    const uint64_t now_ms = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::system_clock::now().time_since_epoch())
+            .count());
+    request.now_ms = now_ms;
+    request.command.now_ms = now_ms;
     const uint64_t group = group_for(request);
     groups.at(group).node->submit(id, std::move(request));
     drain(group);

@@ -138,6 +138,9 @@ void to_proto(const node::Request& request, wire::Request* out) {
   command->set_expected(c.expected);
   command->set_expect_absent(c.expect_absent);
   command->set_flags(c.flags);
+  command->set_now_ms(c.now_ms);
+  command->set_expire_at_ms(c.expire_at_ms);
+  out->set_now_ms(request.now_ms);
 }
 
 base::Result<node::Request> from_proto(const wire::Request& in) {
@@ -162,6 +165,9 @@ base::Result<node::Request> from_proto(const wire::Request& in) {
   request.command.expect_absent = c.expect_absent();
   if (c.flags() > 0xff) return malformed("command flags out of range");
   request.command.flags = static_cast<uint8_t>(c.flags());
+  request.command.now_ms = c.now_ms();
+  request.command.expire_at_ms = c.expire_at_ms();
+  request.now_ms = in.now_ms();
   return request;
 }
 

@@ -52,4 +52,16 @@ if ! cmp -s "$work/redis.out" "$work/synod.out"; then
   diff -a <(tr -d '\r' <"$work/redis.out" | cut -c1-200) <(tr -d '\r' <"$work/synod.out" | cut -c1-200) | head -20
   fail "replies differ from redis-server's (above: < redis, > synod)"
 fi
+# Expiry over time: keys set with a short TTL, then read after it passed.
+printf 'SET t1 v PX 300\r\nSET t2 v PX 300\r\nSET t2 w KEEPTTL\r\nSET t3 v PX 300\r\nSET t3 w\r\nSET t4 5 PX 300\r\nINCR t4\r\nSET t5 v PX 300\r\nAPPEND t5 x\r\nSET t6 v PX 300\r\nDEL t6\r\nSET t6 new\r\nQUIT\r\n' >"$work/requests"
+ask "$redis_port" >"$work/redis1.out"; ask "$port" >"$work/synod1.out"
+sleep 0.8
+printf 'GET t1\r\nEXISTS t1\r\nGET t2\r\nGET t3\r\nGET t4\r\nINCR t4\r\nGET t5\r\nGET t6\r\nSET t1 again NX\r\nGETDEL t5\r\nQUIT\r\n' >"$work/requests"
+ask "$redis_port" >"$work/redis2.out"; ask "$port" >"$work/synod2.out"
+for phase in 1 2; do
+  if ! cmp -s "$work/redis$phase.out" "$work/synod$phase.out"; then
+    diff -a <(tr -d '\r' <"$work/redis$phase.out") <(tr -d '\r' <"$work/synod$phase.out") | head -20
+    fail "expiry phase $phase differs from redis-server (< redis, > synod)"
+  fi
+done
 echo "identical: $(wc -c <"$work/redis.out") bytes of replies to $(grep -vc '^#' "$here/redis_diff/cases.txt") case lines and 7 built requests"
