@@ -57,11 +57,14 @@ int run_ctl(const CtlOptions& options) {
                 static_cast<unsigned long long>(g.value("commit", 0ull)),
                 static_cast<unsigned long long>(g.value("applied", 0ull)));
   }
-  std::printf("\n%-5s %-22s %-10s %s\n", "PEER", "ADDRESS", "HEALTH", "LAST ERROR");
+  std::printf("\n%-5s %-22s %-8s %-14s %s\n", "PEER", "ADDRESS", "HEALTH", "LAST CONTACT",
+              "LAST ERROR");
   for (const auto& p : status["peers"]) {
-    std::printf("%-5llu %-22s %-10s %s\n", static_cast<unsigned long long>(p.value("id", 0ull)),
+    const int64_t ago = p.value("last_contact_ms_ago", int64_t{-1});
+    const std::string contact = ago < 0 ? "never" : std::to_string(ago) + " ms ago";
+    std::printf("%-5llu %-22s %-8s %-14s %s\n", static_cast<unsigned long long>(p.value("id", 0ull)),
                 p.value("address", std::string()).c_str(),
-                p.value("connected", false) ? "up" : "DOWN",
+                p.value("connected", false) ? "up" : "DOWN", contact.c_str(),
                 p.value("last_error", std::string()).c_str());
   }
   return 0;

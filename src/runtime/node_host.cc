@@ -473,6 +473,7 @@ std::string NodeHost::status_json() const {
                              {"frames_sent", p.frames_sent},
                              {"frames_received", p.frames_received},
                              {"dropped", p.dropped},
+                             {"last_contact_ms_ago", p.last_contact_ms_ago},
                              {"last_error", p.last_error}});
   }
   json["wal"] = {{"syncs", s.wal_syncs}, {"batches", s.wal_batches}, {"bytes", s.wal_bytes}};

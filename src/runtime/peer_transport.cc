@@ -63,6 +63,7 @@ struct PeerTransport::Impl : std::enable_shared_from_this<PeerTransport::Impl> {
     std::shared_ptr<Connection> connection;
     PeerState state;
     std::unique_ptr<asio::steady_timer> retry;
+    std::optional<std::chrono::steady_clock::time_point> last_contact;
   };
 
   Impl(asio::io_context& l, PeerTransportOptions o, OnMessage m, Log g)
@@ -355,6 +356,7 @@ struct PeerTransport::Impl : std::enable_shared_from_this<PeerTransport::Impl> {
       }
       peer.state.frames_received++;
       peer.state.bytes_received += bytes->size();
+      peer.last_contact = std::chrono::steady_clock::now();
       for (node::PeerMessage& message : envelope->messages) self->on_message(id, std::move(message));
     }
     self->close(connection, why.empty() ? "closed" : why);
@@ -444,7 +446,15 @@ void PeerTransport::send(uint64_t to, const std::vector<node::PeerMessage>& mess
 
 std::vector<PeerState> PeerTransport::peers() const {
   std::vector<PeerState> out;
-  for (const auto& [id, peer] : impl_->peers) out.push_back(peer.state);
+  const auto now = std::chrono::steady_clock::now();
+  for (const auto& [id, peer] : impl_->peers) {
+    PeerState state = peer.state;
+    if (peer.last_contact) {
+      state.last_contact_ms_ago =
+          std::chrono::duration_cast<std::chrono::milliseconds>(now - *peer.last_contact).count();
+    }
+    out.push_back(state);
+  }
   return out;
 }
 

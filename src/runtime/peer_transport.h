@@ -57,6 +57,8 @@ struct PeerState {
   uint64_t dropped = 0;  // queue full or not connected
   uint64_t connects = 0;
   std::string last_error;
+  // Milliseconds since the last frame from this peer; -1 if none yet.
+  int64_t last_contact_ms_ago = -1;
 };
 
 class PeerTransport {
