@@ -393,11 +393,13 @@ void Node::finish_ready() {
 }
 
 void Node::apply(const std::vector<raft::Entry>& entries) {
+  // Raft learns every configuration change it delivers, even one the
+  // engine already holds from before a restart (Raft's configuration came
+  // back from the last snapshot marker, which may predate it); the machine
+  // skips the entries it has.
   std::optional<raft::ConfState> conf;
   for (const raft::Entry& entry : entries) {
-    if (entry.type != raft::EntryType::kConfChange || entry.index <= machine_->applied().index) {
-      continue;
-    }
+    if (entry.type != raft::EntryType::kConfChange) continue;
     auto change = raft::decode_conf_change(entry.data.view());
     if (!change) continue;  // every replica skips the same bytes
     conf = raw_->apply_conf_change(*change);
