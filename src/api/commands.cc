@@ -28,10 +28,20 @@ void wrong_arity(RespWriter& out, std::string_view name) {
   out.error("ERR wrong number of arguments for '" + lower(name) + "' command");
 }
 
+// As Redis words it: the name cut at 128 bytes, then arguments quoted while
+// the list is under 128 bytes (each cut to what is left), C strings (so an
+// argument ends at its first NUL).
 void unknown_command(RespWriter& out, const Args& args) {
-  std::string text = "ERR unknown command '" + args[0] + "', with args beginning with: ";
-  for (size_t i = 1; i < args.size() && i <= 20; ++i) text += "'" + args[i] + "' ";
-  out.error(text);
+  auto c_string = [](const std::string& text, size_t max) {
+    std::string_view view(text.c_str());
+    return std::string(view.substr(0, max));
+  };
+  std::string listed;
+  for (size_t i = 1; i < args.size() && listed.size() < 128; ++i) {
+    listed += "'" + c_string(args[i], 128 - listed.size()) + "' ";
+  }
+  out.error("ERR unknown command '" + c_string(args[0], 128) +
+            "', with args beginning with: " + listed);
 }
 
 // The reply for a request the cluster could not run; false if it ran.

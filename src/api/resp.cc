@@ -91,9 +91,11 @@ std::optional<std::vector<std::string>> split_inline(std::string_view line) {
 void RespParser::feed(std::string_view bytes) {
   if (failed_) return;
   compact();
-  if (buffer_.size() - consumed_ + bytes.size() > limits_.query_buffer_bytes_max) {
-    failed_ = "ERR Protocol error: query buffer of " +
-              std::to_string(buffer_.size() - consumed_ + bytes.size()) +
+  // Arguments already taken out of the buffer for an unfinished request
+  // count too: the limit is on what one client makes us hold.
+  const size_t held = buffer_.size() - consumed_ + pending_bytes_ + bytes.size();
+  if (held > limits_.query_buffer_bytes_max) {
+    failed_ = "ERR Protocol error: query buffer of " + std::to_string(held) +
               " bytes is over the limit of " + std::to_string(limits_.query_buffer_bytes_max);
     return;
   }
@@ -194,11 +196,13 @@ RespParser::Status RespParser::parse_multibulk(std::vector<std::string>* args, s
     const size_t needed = static_cast<size_t>(pending_bulk_) + 2;
     if (rest.size() < needed) return Status::kNeedMore;
     pending_args_.emplace_back(rest.substr(0, static_cast<size_t>(pending_bulk_)));
+    pending_bytes_ += static_cast<size_t>(pending_bulk_);
     consumed_ += needed;
     pending_bulk_ = -1;
   }
   *args = std::move(pending_args_);
   pending_args_.clear();
+  pending_bytes_ = 0;
   pending_count_ = -1;
   return Status::kCommand;
 }
@@ -212,7 +216,13 @@ void RespWriter::line(char type, std::string_view text) {
 }
 
 void RespWriter::simple(std::string_view text) { line('+', text); }
-void RespWriter::error(std::string_view text) { line('-', text); }
+void RespWriter::error(std::string_view text) {
+  std::string clean(text);
+  for (char& c : clean) {
+    if (c == '\r' || c == '\n') c = ' ';
+  }
+  line('-', clean);
+}
 void RespWriter::integer(int64_t value) { line(':', std::to_string(value)); }
 
 void RespWriter::bulk(std::string_view value) {

@@ -48,6 +48,9 @@ class RespParser {
   Status next(std::vector<std::string>* args, std::string* error);
 
   size_t buffered() const { return buffer_.size() - consumed_; }
+  // Whether part of a request has arrived (bytes, or arguments of an
+  // unfinished multibulk request).
+  bool in_request() const { return buffered() > 0 || pending_count_ >= 0; }
 
  private:
   Status fail(std::string message, std::string* error);
@@ -64,6 +67,7 @@ class RespParser {
   int64_t pending_count_ = -1;
   std::vector<std::string> pending_args_;
   int64_t pending_bulk_ = -1;  // length of the bulk being waited for
+  size_t pending_bytes_ = 0;   // in pending_args_, counted against the query buffer
 };
 
 // Splits an inline request as Redis's sdssplitargs does: whitespace
@@ -80,7 +84,9 @@ class RespWriter {
   void set_protocol(int protocol) { protocol_ = protocol; }
 
   void simple(std::string_view text);  // +OK
-  void error(std::string_view text);   // -ERR ...  (text without '-' or CRLF)
+  // -ERR ...: `text` without '-' or CRLF; any CR or LF in it becomes a space
+  // (as Redis does), so an echoed argument cannot forge a reply.
+  void error(std::string_view text);
   void integer(int64_t value);
   void bulk(std::string_view value);
   void null();                     // RESP2 $-1, RESP3 _

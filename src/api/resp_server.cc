@@ -50,10 +50,14 @@ struct RespServer::Impl : std::enable_shared_from_this<RespServer::Impl> {
   }
 
   static awaitable<void> accept_loop(std::shared_ptr<Impl> self) {
+    asio::steady_timer pause(self->loop);
     while (!self->stopped) {
       auto [error, socket] = co_await self->acceptor.async_accept(as_tuple(use_awaitable));
       if (error) {
         if (self->stopped) co_return;
+        // Out of file descriptors, most likely: wait rather than spin.
+        pause.expires_after(std::chrono::milliseconds(100));
+        co_await pause.async_wait(as_tuple(use_awaitable));
         continue;
       }
       auto shared = std::make_shared<tcp::socket>(std::move(socket));
@@ -66,7 +70,17 @@ struct RespServer::Impl : std::enable_shared_from_this<RespServer::Impl> {
       }
       self->sockets.insert(shared);
       if (self->options.metrics) self->options.metrics->add("synod_client_connections_total", "");
-      asio::co_spawn(self->loop, connection(self, shared), asio::detached);
+      asio::co_spawn(self->loop, connection(self, shared),
+                     [self, shared](std::exception_ptr e) {
+                       // Whatever happened, the slot is given back.
+                       self->sockets.erase(shared);
+                       if (!e) return;
+                       try {
+                         std::rethrow_exception(e);
+                       } catch (const std::exception& ex) {
+                         if (self->log) self->log(std::string("client connection failed: ") + ex.what());
+                       }
+                     });
     }
   }
 
@@ -129,6 +143,11 @@ struct RespServer::Impl : std::enable_shared_from_this<RespServer::Impl> {
         const size_t reply_start = out.buffer().size();
         const auto started = std::chrono::steady_clock::now();
         const std::string command = self->options.metrics ? metric_name(args[0]) : std::string();
+        // A complete command is not a slow-loris, however long it runs.
+        if (partial_armed) {
+          partial.cancel();
+          partial_armed = false;
+        }
         co_await run(session, std::move(args), out, self->store);
         args.clear();
         ++completed;
@@ -151,7 +170,7 @@ struct RespServer::Impl : std::enable_shared_from_this<RespServer::Impl> {
       if (open && !co_await flush()) break;
       // The clock runs while a request stays incomplete and no command
       // completes: a busy pipeline that keeps finishing commands is fine.
-      if (parser.buffered() > 0 && (!partial_armed || completed > 0)) {
+      if (parser.in_request() && (!partial_armed || completed > 0)) {
         if (partial_armed) partial.cancel();
         partial_armed = true;
         partial.expires_after(std::chrono::milliseconds(self->options.partial_request_timeout_ms));
@@ -161,7 +180,7 @@ struct RespServer::Impl : std::enable_shared_from_this<RespServer::Impl> {
             socket->close(ignored_close);
           }
         });
-      } else if (parser.buffered() == 0 && partial_armed) {
+      } else if (!parser.in_request() && partial_armed) {
         partial_armed = false;
         partial.cancel();
       }

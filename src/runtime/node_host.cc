@@ -268,7 +268,9 @@ struct NodeHost::Impl {
       node::Response response;
       response.status = node::Response::Status::kUnavailable;
       response.reason = stopped ? "the node is stopping" : "the node stopped: " + failure;
-      done(std::move(response));
+      asio::post(loop, [done = std::move(done), response = std::move(response)]() mutable {
+        done(std::move(response));
+      });
       return;
     }
     const uint64_t id = next_request++;
@@ -302,9 +304,13 @@ struct NodeHost::Impl {
     for (auto& [id, response] : out.responses) {
       auto it = waiting.find(id);
       if (it == waiting.end()) continue;
-      Done done = std::move(it->second);
+      // Answered from a later turn of the loop, never from inside submit()
+      // or drain(): a caller that submits again from its callback (MGET's
+      // next key) must not recurse once per key.
+      asio::post(loop, [done = std::move(it->second), response = std::move(response)]() mutable {
+        done(std::move(response));
+      });
       waiting.erase(it);
-      done(std::move(response));
     }
     if (out.persist) persist(group_id, std::move(*out.persist));
     if (group.node->failed()) fail("group " + std::to_string(group_id) + ": " +
@@ -378,8 +384,9 @@ struct NodeHost::Impl {
     std::map<uint64_t, Done> open = std::move(waiting);
     waiting.clear();
     for (auto& [id, done] : open) {
+      // It may already be in a log: its outcome is unknown, not "never proposed".
       node::Response response;
-      response.status = node::Response::Status::kUnavailable;
+      response.status = node::Response::Status::kTimeout;
       response.reason = reason;
       done(std::move(response));
     }

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <asio.hpp>
 #include <asio/experimental/as_tuple.hpp>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <deque>
 #include <random>
 
@@ -78,6 +80,20 @@ struct PeerTransport::Impl : std::enable_shared_from_this<PeerTransport::Impl> {
   std::map<uint64_t, Peer> peers;
   std::mt19937_64 rng;  // backoff jitter only
   bool stopped = false;
+  size_t handshakes = 0;
+
+  // Completion for detached coroutines: an exception is logged, not lost.
+  std::function<void(std::exception_ptr)> logged(std::string what) {
+    return [self = weak_from_this(), what](std::exception_ptr e) {
+      if (!e) return;
+      auto impl = self.lock();
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        if (impl) impl->log(what + " failed: " + ex.what());
+      }
+    };
+  }
 
   base::Status start() {
     for (const auto& [id, address] : options.members) {
@@ -93,15 +109,16 @@ struct PeerTransport::Impl : std::enable_shared_from_this<PeerTransport::Impl> {
       return listening;
     }
     auto self = shared_from_this();
-    asio::co_spawn(loop, accept_loop(self), asio::detached);
+    asio::co_spawn(loop, accept_loop(self), logged("accepting peers"));
     for (auto& [id, peer] : peers) {
-      if (id > options.node_id) asio::co_spawn(loop, dial_loop(self, id), asio::detached);
+      if (id > options.node_id) asio::co_spawn(loop, dial_loop(self, id), logged("dialing a peer"));
     }
     return {};
   }
 
   void stop() {
     stopped = true;
+    on_message = [](uint64_t, node::PeerMessage) {};  // nothing reaches the host after stop
     asio::error_code ignored;
     acceptor.close(ignored);
     for (auto& [id, peer] : peers) {
@@ -111,22 +128,41 @@ struct PeerTransport::Impl : std::enable_shared_from_this<PeerTransport::Impl> {
   }
 
   static awaitable<void> accept_loop(std::shared_ptr<Impl> self) {
+    asio::steady_timer pause(self->loop);
     while (!self->stopped) {
       auto [error, socket] =
           co_await self->acceptor.async_accept(as_tuple(use_awaitable));
       if (error) {
         if (self->stopped) co_return;
+        // Out of file descriptors, most likely: wait rather than spin.
+        pause.expires_after(std::chrono::milliseconds(100));
+        co_await pause.async_wait(as_tuple(use_awaitable));
         continue;
       }
-      asio::co_spawn(self->loop, inbound(self, std::move(socket)), asio::detached);
+      if (self->handshakes >= kHandshakesMax) {
+        asio::error_code ignored;
+        socket.close(ignored);
+        continue;
+      }
+      asio::co_spawn(self->loop, inbound(self, std::move(socket)), self->logged("peer connection"));
     }
   }
 
+
+
   // Reads one whole frame; an empty optional (and `why`) when the
   // connection broke or sent something it should not have.
+  // Frames before the handshake is done: a Hello or a Refusal is tiny, and
+  // nobody unauthenticated gets to make us allocate more.
+  static constexpr uint32_t kHandshakeFrameBytesMax = 64 * 1024;
+  // Connections in their handshake at once; more are closed at once.
+  static constexpr size_t kHandshakesMax = 64;
+
   static awaitable<std::optional<std::string>> read_frame(std::shared_ptr<Impl> self,
                                                           tcp::socket& socket,
-                                                          std::string* why) {
+                                                          std::string* why,
+                                                          uint32_t cap = 0) {
+    if (cap == 0) cap = self->options.frame_bytes_max;
     std::string buffer(base::kFrameHeaderBytes, '\0');
     auto [error, n] = co_await asio::async_read(socket, asio::buffer(buffer),
                                                 as_tuple(use_awaitable));
@@ -136,9 +172,9 @@ struct PeerTransport::Impl : std::enable_shared_from_this<PeerTransport::Impl> {
     }
     uint32_t length = 0;
     for (int i = 0; i < 4; ++i) length |= uint32_t{static_cast<uint8_t>(buffer[i])} << (8 * i);
-    if (length > self->options.frame_bytes_max) {
+    if (length > cap) {
       *why = "frame of " + std::to_string(length) + " bytes is over the cap of " +
-             std::to_string(self->options.frame_bytes_max);
+             std::to_string(cap);
       co_return std::nullopt;
     }
     buffer.resize(base::kFrameHeaderBytes + length);
@@ -196,17 +232,25 @@ struct PeerTransport::Impl : std::enable_shared_from_this<PeerTransport::Impl> {
     return Hello{kWireVersion, options.cluster_id, options.node_id, to};
   }
 
-  static awaitable<void> inbound(std::shared_ptr<Impl> self, tcp::socket socket) {
+  static awaitable<void> inbound(std::shared_ptr<Impl> self, tcp::socket accepted) {
+    // Shared with the deadline's handler, which may run after this frame is
+    // gone if both complete in one turn of the loop.
+    auto socket = std::make_shared<tcp::socket>(std::move(accepted));
+    ++self->handshakes;
+    struct Done {
+      Impl* impl;
+      ~Done() { --impl->handshakes; }
+    } counted{self.get()};
     asio::steady_timer deadline(self->loop);
     deadline.expires_after(std::chrono::milliseconds(self->options.handshake_timeout_ms));
-    deadline.async_wait([&socket](const asio::error_code& e) {
+    deadline.async_wait([socket](const asio::error_code& e) {
       if (!e) {
         asio::error_code ignored;
-        socket.close(ignored);
+        socket->close(ignored);
       }
     });
     std::string why;
-    auto bytes = co_await read_frame(self, socket, &why);
+    auto bytes = co_await read_frame(self, *socket, &why, kHandshakeFrameBytesMax);
     if (!bytes) co_return;
     auto checked = self->check_frame(*bytes, &why);
     if (!checked || checked->first != PeerFrame::kHello) co_return;
@@ -217,17 +261,17 @@ struct PeerTransport::Impl : std::enable_shared_from_this<PeerTransport::Impl> {
                 std::to_string(self->options.node_id) + ", not dial it";
     }
     if (!problem.empty()) {
-      self->log("refused a peer connection from " + remote(socket) + ": " + problem);
+      self->log("refused a peer connection from " + remote(*socket) + ": " + problem);
       const std::string refusal = frame(PeerFrame::kRefusal, encode_refusal(problem));
-      co_await asio::async_write(socket, asio::buffer(refusal), as_tuple(use_awaitable));
+      co_await asio::async_write(*socket, asio::buffer(refusal), as_tuple(use_awaitable));
       co_return;
     }
     const std::string answer = frame(PeerFrame::kHello, encode_hello(self->our_hello(hello->node_id)));
-    auto [error, n] = co_await asio::async_write(socket, asio::buffer(answer),
+    auto [error, n] = co_await asio::async_write(*socket, asio::buffer(answer),
                                                  as_tuple(use_awaitable));
     deadline.cancel();
-    if (error) co_return;
-    co_await self->serve(self, hello->node_id, std::move(socket));
+    if (error || self->stopped) co_return;
+    co_await self->serve(self, hello->node_id, std::move(*socket));
   }
 
   static awaitable<void> dial_loop(std::shared_ptr<Impl> self, uint64_t id) {
@@ -236,6 +280,7 @@ struct PeerTransport::Impl : std::enable_shared_from_this<PeerTransport::Impl> {
       std::string why;
       bool refused = false;
       auto socket = co_await dial(self, id, &why, &refused);
+      if (self->stopped) co_return;
       if (socket) {
         attempt = 0;
         co_await self->serve(self, id, std::move(*socket));
@@ -274,13 +319,14 @@ struct PeerTransport::Impl : std::enable_shared_from_this<PeerTransport::Impl> {
       *why = resolve_error.message();
       co_return std::nullopt;
     }
-    tcp::socket socket(self->loop);
+    auto shared = std::make_shared<tcp::socket>(self->loop);
+    tcp::socket& socket = *shared;
     asio::steady_timer deadline(self->loop);
     deadline.expires_after(std::chrono::milliseconds(self->options.handshake_timeout_ms));
-    deadline.async_wait([&socket](const asio::error_code& e) {
+    deadline.async_wait([shared](const asio::error_code& e) {
       if (!e) {
         asio::error_code ignored;
-        socket.close(ignored);
+        shared->close(ignored);
       }
     });
     auto [connect_error, endpoint] =
@@ -289,7 +335,8 @@ struct PeerTransport::Impl : std::enable_shared_from_this<PeerTransport::Impl> {
       *why = connect_error.message();
       co_return std::nullopt;
     }
-    socket.set_option(tcp::no_delay(true));
+    asio::error_code option_error;
+    socket.set_option(tcp::no_delay(true), option_error);
     const std::string hello = frame(PeerFrame::kHello, encode_hello(self->our_hello(id)));
     auto [write_error, n] = co_await asio::async_write(socket, asio::buffer(hello),
                                                        as_tuple(use_awaitable));
@@ -297,7 +344,7 @@ struct PeerTransport::Impl : std::enable_shared_from_this<PeerTransport::Impl> {
       *why = write_error.message();
       co_return std::nullopt;
     }
-    auto bytes = co_await read_frame(self, socket, why);
+    auto bytes = co_await read_frame(self, socket, why, kHandshakeFrameBytesMax);
     deadline.cancel();
     if (!bytes) co_return std::nullopt;
     auto checked = self->check_frame(*bytes, why);
@@ -318,13 +365,24 @@ struct PeerTransport::Impl : std::enable_shared_from_this<PeerTransport::Impl> {
       *why = problem;
       co_return std::nullopt;
     }
-    co_return std::move(socket);
+    tcp::socket established = std::move(socket);
+    co_return std::move(established);
   }
 
   // Owns an established connection until it breaks.
   static awaitable<void> serve(std::shared_ptr<Impl> self, uint64_t id, tcp::socket socket) {
     asio::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
+    // A peer that vanished without a FIN (a cut cable, a frozen VM) is
+    // noticed in seconds, not after TCP's retransmission back-off.
+    socket.set_option(asio::socket_base::keep_alive(true), ignored);
+    const int fd = socket.native_handle();
+    const int idle_s = 2, interval_s = 1, probes = 3;
+    const unsigned user_timeout_ms = 10000;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle_s, sizeof idle_s);
+    ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval_s, sizeof interval_s);
+    ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof probes);
+    ::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof user_timeout_ms);
     auto connection = std::make_shared<Connection>(std::move(socket));
     connection->peer = id;
     Peer& peer = self->peers[id];
@@ -386,8 +444,16 @@ struct PeerTransport::Impl : std::enable_shared_from_this<PeerTransport::Impl> {
     }
     std::string bytes = frame(PeerFrame::kEnvelope, encode_envelope(options.node_id, to, messages));
     Connection& c = *peer.connection;
-    if (c.queued_bytes + bytes.size() > options.send_queue_bytes_max) {
+    // The queue is bounded, but a frame larger than the bound (a 64 MiB value
+    // in an append) still goes when nothing else is waiting, or it could
+    // never be replicated.
+    if (c.queued_bytes > 0 && c.queued_bytes + bytes.size() > options.send_queue_bytes_max) {
       peer.state.dropped++;
+      return;
+    }
+    if (bytes.size() > options.frame_bytes_max) {
+      peer.state.dropped++;
+      peer.state.last_error = "a frame of " + std::to_string(bytes.size()) + " bytes is over the cap";
       return;
     }
     c.queued_bytes += bytes.size();

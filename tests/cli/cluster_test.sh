@@ -60,6 +60,25 @@ bench="$(timeout 60 redis-benchmark -p "$(client_port "$follower")" -t set,get,i
 echo "$bench" | grep -qiE 'error|ERR' && fail "redis-benchmark through a follower saw errors: $(echo "$bench" | grep -iE 'error|ERR' | head -2)"
 [ "$(echo "$bench" | grep -c 'requests per second')" -ge 3 ] || fail "redis-benchmark did not finish: $bench"
 
+# A value just under the 64 MiB cap, through a follower, reaches every node
+# (a frame larger than a peer's send queue still goes when the queue is empty).
+head -c $(( 64 * 1024 * 1024 - 100 )) /dev/zero | tr '\0' v | redis-cli -p "$(client_port "$follower")" -x set huge >"$work/huge.out" 2>&1
+[ "$(cat "$work/huge.out")" = "OK" ] || fail "SET of a 64 MiB value: $(head -c 200 "$work/huge.out")"
+for i in 1 2 3; do
+  wait_for 10 sh -c "[ \"\$(redis-cli -p $(client_port "$i") strlen huge)\" = $(( 64 * 1024 * 1024 - 100 )) ]" ||
+    fail "node $i does not have the 64 MiB value: $(cli "$i" strlen huge)"
+done
+cli 1 del huge >/dev/null
+
+# Before its handshake a peer cannot make us allocate: a frame header that
+# claims 80 MiB closes the connection at once.
+exec 5<>"/dev/tcp/127.0.0.1/$(peer_port 1)"
+printf '\x00\x00\x00\x05\x00\x00\x00\x00\x00\x00\x00\x00\x01' >&5
+start=$(date +%s%N)
+timeout 5 cat <&5 >/dev/null
+exec 5>&-
+[ $(( ($(date +%s%N) - start) / 1000000 )) -lt 3000 ] || fail "an oversized first frame was not refused at once"
+
 # The admin API: status as a table and as JSON, and /metrics scraped.
 status="$("$synod" ctl --admin "127.0.0.1:$(admin_port 1)" status)" || fail "ctl status: $status"
 echo "$status" | grep -qE '^1 +(leader|follower) ' || fail "ctl status has no group line: $status"

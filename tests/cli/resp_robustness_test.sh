@@ -64,6 +64,20 @@ exec 4>&-
 [ "$held_ms" -lt 4000 ] || fail "a slow-loris was held for ${held_ms} ms"
 [ ! -s "$work/loris.out" ] || fail "a slow-loris got an answer: $(cat "$work/loris.out")"
 
+# The same, with the request cut exactly between two arguments.
+start=$(date +%s%N)
+exec 4<>"/dev/tcp/127.0.0.1/$port"
+printf '*2\r\n$3\r\nGET\r\n' >&4
+timeout 5 cat <&4 >"$work/loris.out"
+held_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+exec 4>&-
+[ "$held_ms" -lt 4000 ] || fail "a slow-loris cut between arguments was held for ${held_ms} ms"
+
+# MGET of 100,000 keys: answered in full (the keys are looked up one after
+# another without the stack growing per key).
+mget_replies=$(redis-cli -p "$port" mget $(seq -f 'many%g' 1 100000) 2>&1 | wc -l)
+[ "$mget_replies" = 100000 ] || fail "MGET of 100000 keys gave $mget_replies lines"
+
 # Too many connections: beyond --max-clients 50 the server says so.
 for i in $(seq 1 60); do exec {fd}<>"/dev/tcp/127.0.0.1/$port"; fds+=("$fd"); done
 refused="$(timeout 1 redis-cli -p "$port" ping 2>&1)"
