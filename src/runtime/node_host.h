@@ -70,13 +70,6 @@ struct GroupStatus {
   uint64_t last_index = 0;
 };
 
-// Per-write durations of the WAL (submit to durable), for /metrics.
-struct WalTiming {
-  uint64_t writes = 0;
-  double seconds_sum = 0;
-  std::vector<double> pending;  // drained into the histogram by export_metrics
-};
-
 struct NodeHostStatus {
   uint64_t node_id = 0;
   std::string cluster_id;
@@ -113,7 +106,8 @@ class NodeHost {
   NodeHostStatus status() const;
   // /status: the status as JSON.
   std::string status_json() const;
-  // Brings the node's gauges and counters in `metrics` up to date.
+  // Brings the node's gauges and counters in `metrics` up to date, and moves
+  // the WAL write durations seen since the last call into its histogram.
   void export_metrics(class Metrics& metrics) const;
   uint64_t node_id() const;
 
