@@ -293,6 +293,13 @@ struct NodeHost::Impl {
     Group& group = groups.at(group_id);
     node::NodeOutput out = group.node->take_output();
     for (node::Envelope& envelope : out.messages) {
+      if (const auto* m = std::get_if<raft::Message>(&envelope.message);
+          m != nullptr && m->snapshot && m->snapshot->offset == 0) {
+        say(group_name(group_id) + ": sending a snapshot at index " +
+            std::to_string(m->snapshot->meta.index.value()) + " (" +
+            std::to_string(m->snapshot->total_bytes) + " bytes) to node " +
+            std::to_string(envelope.to.value()));
+      }
       outbox[envelope.to.value()].push_back(std::move(envelope.message));
     }
     if (!outbox.empty() && !flush_posted) {

@@ -171,6 +171,8 @@ caught_up() {
 wait_for 15 caught_up || fail "node $lagger did not catch up after missing 300 writes"
 grep -q "installed a snapshot" "$work/node$lagger.log" ||
   fail "node $lagger caught up without a snapshot (the logs should have been compacted)"
+cat "$work"/node*.log | grep -q "sending a snapshot at index .* to node $lagger" ||
+  fail "no leader logged sending node $lagger a snapshot"
 echo "node $lagger caught up by snapshot: $(grep -c 'installed a snapshot' "$work/node$lagger.log") partitions"
 
 # A node of another cluster is refused, and both sides say why: it dials
