@@ -45,6 +45,24 @@ struct ClusterDemoOptions {
 };
 int run_cluster_demo(const ClusterDemoOptions& options);
 
+// `synod bench`: a RESP load generator.
+struct BenchOptions {
+  std::string target = "127.0.0.1:7379";
+  int connections = 64;
+  int pipeline = 1;
+  size_t value_bytes = 256;
+  uint64_t keys = 10000;
+  std::string distribution = "uniform";  // or zipfian
+  int read_percent = 0;  // GETs; the rest are SETs, less --cas
+  int cas_percent = 0;   // CAS key v v (Synod's extension)
+  double duration_seconds = 10;
+  uint64_t requests = 0;  // stop after this many instead of the duration
+  uint64_t seed = 0;      // 0: random
+  bool json = false;
+};
+// 0 when every request succeeded, 1 on errors, 2 on bad arguments.
+int run_bench(const BenchOptions& options);
+
 // `synod ctl --admin HOST:PORT status [--json]`.
 struct CtlOptions {
   std::string admin = "127.0.0.1:7381";

@@ -89,6 +89,34 @@ int main(int argc, char** argv) {
   CLI::App* check_cmd = app.add_subcommand(
       "check", "Check a history (JSON lines, docs/history.md) for linearizability");
   check_cmd->add_option("history", check_path, "The history file")->required();
+  synod::cli::BenchOptions bench;
+  CLI::App* bench_cmd = app.add_subcommand(
+      "bench", "Load a RESP server (Synod or Redis): throughput and latency percentiles");
+  bench_cmd->add_option("--target", bench.target, "HOST:PORT of the server")->capture_default_str();
+  bench_cmd->add_option("-c,--connections", bench.connections, "Connections, each one client")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  bench_cmd->add_option("-P,--pipeline", bench.pipeline, "Requests in flight per connection")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  bench_cmd->add_option("--value-size", bench.value_bytes, "Bytes per value")
+      ->check(CLI::Range(size_t{1}, size_t{64} << 20))
+      ->capture_default_str();
+  bench_cmd->add_option("--keys", bench.keys, "Distinct keys")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{100000000}))
+      ->capture_default_str();
+  bench_cmd->add_option("--distribution", bench.distribution, "uniform or zipfian (theta 0.99)")
+      ->capture_default_str();
+  bench_cmd->add_option("--reads", bench.read_percent, "Percent of requests that are GETs")
+      ->capture_default_str();
+  bench_cmd->add_option("--cas", bench.cas_percent, "Percent that are CAS (Synod only)")
+      ->capture_default_str();
+  bench_cmd->add_option("-d,--duration", bench.duration_seconds, "Seconds to run")
+      ->capture_default_str();
+  bench_cmd->add_option("-n,--requests", bench.requests, "Stop after this many requests instead");
+  bench_cmd->add_option("--seed", bench.seed, "Seed of the key choices (0: random)");
+  bench_cmd->add_flag("--json", bench.json, "Print the result as one JSON object");
+
   synod::cli::CtlOptions ctl;
   CLI::App* ctl_cmd = app.add_subcommand("ctl", "Ask a running node about the cluster");
   ctl_cmd->add_option("--admin", ctl.admin, "The node's admin address, HOST:PORT")
@@ -98,6 +126,7 @@ int main(int argc, char** argv) {
   ctl_cmd->add_flag("--json", ctl.json, "Print the JSON the node returned, for scripts");
   CLI11_PARSE(app, argc, argv);
   if (ctl_cmd->parsed()) return synod::cli::run_ctl(ctl);
+  if (bench_cmd->parsed()) return synod::cli::run_bench(bench);
   if (check_cmd->parsed()) return synod::cli::run_check(check_path);
   if (demo_cmd->parsed()) return synod::cli::run_cluster_demo(cluster_demo);
   if (tour_cmd->parsed()) return synod::cli::run_demo(demo);

@@ -64,4 +64,7 @@ for phase in 1 2; do
     fail "expiry phase $phase differs from redis-server (< redis, > synod)"
   fi
 done
+# synod bench drives redis-server too (the comparison runs the same tool).
+"$synod" bench --target "127.0.0.1:$redis_port" -c 4 -n 1000 --reads 50 --json | grep -q '"errors":0' ||
+  fail "synod bench against redis-server"
 echo "identical: $(wc -c <"$work/redis.out") bytes of replies to $(grep -vc '^#' "$here/redis_diff/cases.txt") case lines and 7 built requests"

@@ -95,4 +95,10 @@ echo "$bench" | grep -E 'requests per second' | tail -3
 echo "$bench" | grep -qiE 'error|ERR' && fail "redis-benchmark saw errors: $(echo "$bench" | grep -iE 'error|ERR' | head -3)"
 [ "$(echo "$bench" | grep -c 'requests per second')" -ge 3 ] || fail "redis-benchmark did not finish: $bench"
 [ "$(cli ping)" = "PONG" ] || fail "the node is not serving after all that"
+
+# synod bench: a fixed number of mixed requests, reported as JSON.
+result="$("$synod" bench --target "127.0.0.1:$port" -c 8 -P 4 -n 4000 --reads 50 --cas 10 \
+  --distribution zipfian --keys 100 --json)" || fail "synod bench failed: $result"
+echo "$result" | grep -q '"requests":4000' || fail "synod bench did not run 4000 requests: $result"
+echo "$result" | grep -q '"errors":0' || fail "synod bench saw errors: $result"
 echo ok
