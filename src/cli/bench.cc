@@ -84,6 +84,71 @@ size_t reply_bytes(std::string_view data, bool* error, int depth = 0) {
   }
 }
 
+std::string base64(std::string_view data) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((data.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 2 < data.size(); i += 3) {
+    const uint32_t n = (uint32_t{static_cast<uint8_t>(data[i])} << 16) |
+                       (uint32_t{static_cast<uint8_t>(data[i + 1])} << 8) | static_cast<uint8_t>(data[i + 2]);
+    out += kAlphabet[n >> 18];
+    out += kAlphabet[(n >> 12) & 63];
+    out += kAlphabet[(n >> 6) & 63];
+    out += kAlphabet[n & 63];
+  }
+  if (i < data.size()) {
+    uint32_t n = uint32_t{static_cast<uint8_t>(data[i])} << 16;
+    if (i + 1 < data.size()) n |= uint32_t{static_cast<uint8_t>(data[i + 1])} << 8;
+    out += kAlphabet[n >> 18];
+    out += kAlphabet[(n >> 12) & 63];
+    out += i + 1 < data.size() ? kAlphabet[(n >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+// etcd's JSON gateway (v3 API over HTTP/1.1, keep-alive): a put or a
+// linearizable range.
+void append_etcd(std::string& out, const std::string& host, bool read, std::string_view key,
+                 std::string_view value) {
+  const std::string body = read ? "{\"key\":\"" + base64(key) + "\"}"
+                                : "{\"key\":\"" + base64(key) + "\",\"value\":\"" + base64(value) + "\"}";
+  out += std::string("POST ") + (read ? "/v3/kv/range" : "/v3/kv/put") + " HTTP/1.1\r\nHost: " + host +
+         "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+         "\r\n\r\n" + body;
+}
+
+// Bytes of the first complete HTTP response in `data`, 0 if not all here;
+// `error` unless the status is 2xx. Handles Content-Length and chunked.
+size_t http_response_bytes(std::string_view data, bool* error) {
+  const size_t head_end = data.find("\r\n\r\n");
+  if (head_end == std::string_view::npos) return 0;
+  const std::string_view head = data.substr(0, head_end);
+  if (head.size() < 12 || head.substr(0, 5) != "HTTP/" || head[9] != '2') *error = true;
+  std::string lower(head);
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  size_t body_start = head_end + 4;
+  const size_t length_at = lower.find("content-length:");
+  if (length_at != std::string::npos) {
+    const size_t length = static_cast<size_t>(std::atoll(lower.c_str() + length_at + 15));
+    return data.size() >= body_start + length ? body_start + length : 0;
+  }
+  if (lower.find("transfer-encoding: chunked") != std::string::npos) {
+    size_t at = body_start;
+    while (true) {
+      const size_t line_end = data.find("\r\n", at);
+      if (line_end == std::string_view::npos) return 0;
+      const size_t size = std::strtoull(std::string(data.substr(at, line_end - at)).c_str(), nullptr, 16);
+      at = line_end + 2 + size + 2;
+      if (at > data.size()) return 0;
+      if (size == 0) return at;
+    }
+  }
+  return body_start;
+}
+
 void append_command(std::string& out, std::initializer_list<std::string_view> args) {
   out += "*" + std::to_string(args.size()) + "\r\n";
   for (std::string_view arg : args) {
@@ -108,10 +173,12 @@ struct Shared {
   bool stop = false;
 };
 
-awaitable<void> connection(asio::io_context& loop, Shared& shared, uint64_t seed) {
+awaitable<void> connection(asio::io_context& loop, Shared& shared, uint64_t seed,
+                           std::string target) {
   const BenchOptions& options = *shared.options;
+  const bool etcd = options.protocol == "etcd";
   base::Rng rng(seed);
-  auto address = runtime::split_address(options.target);
+  auto address = runtime::split_address(target);
   tcp::socket socket(loop);
   tcp::resolver resolver(loop);
   auto [resolve_error, endpoints] = co_await resolver.async_resolve(
@@ -141,7 +208,10 @@ awaitable<void> connection(asio::io_context& loop, Shared& shared, uint64_t seed
       const uint64_t item = shared.zipf ? shared.zipf->next(rng) : rng.uniform(options.keys);
       const std::string key = "key:" + std::to_string(item);
       const uint64_t dice = rng.uniform(100);
-      if (dice < static_cast<uint64_t>(options.read_percent)) {
+      if (etcd) {
+        append_etcd(request, target, dice < static_cast<uint64_t>(options.read_percent), key,
+                    shared.value);
+      } else if (dice < static_cast<uint64_t>(options.read_percent)) {
         append_command(request, {"GET", key});
       } else if (dice < static_cast<uint64_t>(options.read_percent + options.cas_percent)) {
         append_command(request, {"CAS", key, shared.value, shared.value});
@@ -156,7 +226,7 @@ awaitable<void> connection(asio::io_context& loop, Shared& shared, uint64_t seed
     uint64_t replies = 0;
     while (replies < batch) {
       bool error = false;
-      const size_t used = reply_bytes(buffer, &error);
+      const size_t used = etcd ? http_response_bytes(buffer, &error) : reply_bytes(buffer, &error);
       if (used > 0) {
         buffer.erase(0, used);
         ++replies;
@@ -183,8 +253,24 @@ double ms(uint64_t ns) { return static_cast<double>(ns) / 1e6; }
 }  // namespace
 
 int run_bench(const BenchOptions& options) {
-  if (!runtime::split_address(options.target)) {
-    std::fprintf(stderr, "synod bench: --target must be HOST:PORT\n");
+  std::vector<std::string> targets;
+  for (size_t start = 0; start <= options.target.size();) {
+    const size_t comma = std::min(options.target.find(',', start), options.target.size());
+    targets.push_back(options.target.substr(start, comma - start));
+    start = comma + 1;
+  }
+  for (const std::string& target : targets) {
+    if (!runtime::split_address(target)) {
+      std::fprintf(stderr, "synod bench: --target must be HOST:PORT[,HOST:PORT...]\n");
+      return 2;
+    }
+  }
+  if (options.protocol != "resp" && options.protocol != "etcd") {
+    std::fprintf(stderr, "synod bench: --protocol is resp or etcd\n");
+    return 2;
+  }
+  if (options.protocol == "etcd" && options.cas_percent > 0) {
+    std::fprintf(stderr, "synod bench: --cas is for RESP targets (Synod's CAS command)\n");
     return 2;
   }
   if (options.read_percent + options.cas_percent > 100 || options.read_percent < 0 ||
@@ -208,7 +294,9 @@ int run_bench(const BenchOptions& options) {
   std::random_device device;
   const uint64_t seed_base = options.seed != 0 ? options.seed : (uint64_t{device()} << 32 | device());
   for (int c = 0; c < options.connections; ++c) {
-    asio::co_spawn(loop, connection(loop, shared, seed_base + static_cast<uint64_t>(c)),
+    asio::co_spawn(loop,
+                   connection(loop, shared, seed_base + static_cast<uint64_t>(c),
+                              targets[static_cast<size_t>(c) % targets.size()]),
                    asio::detached);
   }
   // A progress line a second, on stderr.
@@ -251,7 +339,8 @@ int run_bench(const BenchOptions& options) {
   const base::LogHistogram& h = shared.latency;
   if (options.json) {
     nlohmann::json result = {
-        {"target", options.target},          {"connections", options.connections},
+        {"target", options.target},          {"protocol", options.protocol},
+        {"connections", options.connections},
         {"pipeline", options.pipeline},      {"value_bytes", options.value_bytes},
         {"keys", options.keys},              {"distribution", options.distribution},
         {"read_percent", options.read_percent}, {"cas_percent", options.cas_percent},

@@ -47,7 +47,8 @@ int run_cluster_demo(const ClusterDemoOptions& options);
 
 // `synod bench`: a RESP load generator.
 struct BenchOptions {
-  std::string target = "127.0.0.1:7379";
+  std::string target = "127.0.0.1:7379";  // HOST:PORT[,HOST:PORT...]: connections round-robin
+  std::string protocol = "resp";          // or etcd (its v3 JSON gateway)
   int connections = 64;
   int pipeline = 1;
   size_t value_bytes = 256;

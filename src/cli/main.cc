@@ -92,7 +92,13 @@ int main(int argc, char** argv) {
   synod::cli::BenchOptions bench;
   CLI::App* bench_cmd = app.add_subcommand(
       "bench", "Load a RESP server (Synod or Redis): throughput and latency percentiles");
-  bench_cmd->add_option("--target", bench.target, "HOST:PORT of the server")->capture_default_str();
+  bench_cmd->add_option("--target", bench.target,
+                        "HOST:PORT of the server; a comma-separated list spreads the connections")
+      ->capture_default_str();
+  bench_cmd->add_option("--protocol", bench.protocol,
+                        "resp (Synod, Redis) or etcd (etcd's v3 JSON gateway: put, and "
+                        "linearizable range for reads)")
+      ->capture_default_str();
   bench_cmd->add_option("-c,--connections", bench.connections, "Connections, each one client")
       ->check(CLI::Range(1, 10000))
       ->capture_default_str();
