@@ -10,7 +10,7 @@ RAFT_SEEDS ?=
 SIM_SEEDS ?= 2000
 SIM_FIRST_SEED ?= 1
 
-.PHONY: all bootstrap configure build test demo bench sim-long clean
+.PHONY: all bootstrap configure build test demo bench compare sim-long clean
 
 all: build
 
@@ -33,6 +33,11 @@ demo: build
 
 bench: build
 	$(BUILD_DIR)/bench/raft_bench
+
+# Synod beside etcd and Redis on this machine; writes bench/RESULTS.md.
+COMPARE_DURATION ?= 10
+compare: build
+	bench/compare --duration $(COMPARE_DURATION)
 
 # Thousands of simulator seeds with every fault class (docs/simulator.md).
 sim-long: build
