@@ -22,7 +22,6 @@ std::string lower(std::string_view text) {
   return out;
 }
 
-std::optional<int64_t> parse_int(std::string_view text) { return base::parse_decimal_int64(text); }
 
 void wrong_arity(RespWriter& out, std::string_view name) {
   out.error("ERR wrong number of arguments for '" + lower(name) + "' command");
@@ -48,10 +47,8 @@ void unknown_command(RespWriter& out, const Args& args) {
 bool unavailable(const Response& response, RespWriter& out) {
   switch (response.status) {
     case Response::Status::kOk: return false;
-    case Response::Status::kUnavailable:
-      out.error("TRYAGAIN " + response.reason);
-      return true;
-    case Response::Status::kTimeout:
+    case Response::Status::kUnavailable:  // never proposed
+    case Response::Status::kTimeout:      // may still apply: the reason says which
       out.error("TRYAGAIN " + response.reason);
       return true;
   }
@@ -122,7 +119,7 @@ void run_one(Store& store, Request request, std::function<void(Response)> finish
 void hello(Session& session, const Args& args, RespWriter& out) {
   size_t i = 1;
   if (args.size() >= 2) {
-    auto version = parse_int(args[1]);
+    auto version = base::parse_decimal_int64(args[1]);
     if (!version) {
       out.error("ERR Protocol version is not an integer or out of range");
       return;
@@ -236,7 +233,7 @@ void set(Session& session, const Args& args, RespWriter& out, Store& store, Done
     } else if (option == "keepttl" && !has_expiry) {
       flags |= node::kSetKeepTtl;
     } else if (timed && !has_expiry && !(flags & node::kSetKeepTtl) && i + 1 < args.size()) {
-      const auto amount = parse_int(args[++i]);
+      const auto amount = base::parse_decimal_int64(args[++i]);
       if (!amount) {
         out.error("ERR value is not an integer or out of range");
         return done();
@@ -340,7 +337,7 @@ void execute(Session& session, Args args, RespWriter& out, Store& store, Done do
   if (name == "select") {
     if (n != 2) {
       wrong_arity(out, name);
-    } else if (auto index = parse_int(args[1]); !index) {
+    } else if (auto index = base::parse_decimal_int64(args[1]); !index) {
       out.error("ERR value is not an integer or out of range");
     } else if (*index != 0) {
       out.error("ERR DB index is out of range");
@@ -467,7 +464,7 @@ void execute(Session& session, Args args, RespWriter& out, Store& store, Done do
       wrong_arity(out, name);
       return done();
     }
-    auto delta = parse_int(args[2]);
+    auto delta = base::parse_decimal_int64(args[2]);
     if (!delta || (name == "decrby" && *delta == std::numeric_limits<int64_t>::min())) {
       out.error(name == "decrby" && delta ? "ERR decrement would overflow"
                                           : "ERR value is not an integer or out of range");

@@ -7,9 +7,6 @@
 namespace synod::api {
 namespace {
 
-// Parses a decimal integer the way Redis's string2ll does: an optional '-',
-// digits, nothing else, no overflow.
-std::optional<int64_t> parse_int(std::string_view text) { return base::parse_decimal_int64(text); }
 
 bool is_hex(char c) {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
@@ -159,7 +156,7 @@ RespParser::Status RespParser::parse_multibulk(std::vector<std::string>* args, s
       return Status::kNeedMore;
     }
     if (crlf > limits_.inline_bytes_max) return fail("too big mbulk count string", error);
-    const auto count = parse_int(rest.substr(1, crlf - 1));
+    const auto count = base::parse_decimal_int64(rest.substr(1, crlf - 1));
     if (!count || *count > static_cast<int64_t>(limits_.arguments_max)) {
       return fail("invalid multibulk length", error);
     }
@@ -184,7 +181,7 @@ RespParser::Status RespParser::parse_multibulk(std::vector<std::string>* args, s
       if (rest[0] != '$') {
         return fail(std::string("expected '$', got '") + rest[0] + "'", error);
       }
-      const auto length = parse_int(rest.substr(1, crlf - 1));
+      const auto length = base::parse_decimal_int64(rest.substr(1, crlf - 1));
       if (!length || *length < 0 || static_cast<uint64_t>(*length) > limits_.bulk_bytes_max) {
         return fail("invalid bulk length", error);
       }

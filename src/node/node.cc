@@ -260,11 +260,7 @@ void Node::dispatch_waiting() {
       }
       continue;
     }
-    if (p.stage == Stage::kProposed) {
-      auto it = writes_.find({p.request.command.client_id, p.request.command.sequence});
-      if (it != writes_.end()) std::erase(it->second, handle);
-      if (it != writes_.end() && it->second.empty()) writes_.erase(it);
-    }
+    if (p.stage == Stage::kProposed) forget_write(handle, p.request);
     dispatch(handle);
   }
 }
@@ -274,18 +270,19 @@ void Node::finish(uint64_t handle, Response response) {
   if (it == pending_.end()) return;
   Pending p = std::move(it->second);
   pending_.erase(it);
-  if (p.request.kind == Request::Kind::kWrite) {
-    auto w = writes_.find({p.request.command.client_id, p.request.command.sequence});
-    if (w != writes_.end()) {
-      std::erase(w->second, handle);
-      if (w->second.empty()) writes_.erase(w);
-    }
-  }
+  if (p.request.kind == Request::Kind::kWrite) forget_write(handle, p.request);
   if (p.origin.is_none()) {
     output_.responses.emplace_back(p.origin_id, std::move(response));
   } else {
     send(p.origin, ForwardReply{p.origin_incarnation, p.origin_id, std::move(response)});
   }
+}
+
+void Node::forget_write(uint64_t handle, const Request& request) {
+  auto it = writes_.find({request.command.client_id, request.command.sequence});
+  if (it == writes_.end()) return;
+  std::erase(it->second, handle);
+  if (it->second.empty()) writes_.erase(it);
 }
 
 void Node::expire() {

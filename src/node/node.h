@@ -182,6 +182,8 @@ class Node {
   void dispatch(uint64_t handle);
   void dispatch_waiting();
   void finish(uint64_t handle, Response response);
+  // Stops waiting for `handle`'s write to be applied here.
+  void forget_write(uint64_t handle, const Request& request);
   void expire();
   void serve_reads();
   void pump();
