@@ -7,7 +7,6 @@
 namespace synod::api {
 namespace {
 
-
 bool is_hex(char c) {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
