@@ -136,9 +136,13 @@ class Overlay {
  public:
   explicit Overlay(const KvEngine* engine) : engine_(engine) {}
   Result<std::optional<std::string>> get(const std::string& key) const {
-    auto it = pending_.find(key);
-    if (it != pending_.end()) return it->second;
+    if (const std::optional<std::string>* pending = find_pending(key)) return *pending;
     return engine_->get(key);
+  }
+  // What this batch wrote for `key` (nullopt inside: deleted); null: nothing.
+  const std::optional<std::string>* find_pending(const std::string& key) const {
+    auto it = pending_.find(key);
+    return it == pending_.end() ? nullptr : &it->second;
   }
   void put(const std::string& key, std::string value) {
     batch_.put(key, value);
@@ -253,7 +257,16 @@ std::optional<uint64_t> decode_expiry(std::string_view bytes) {
 
 }  // namespace
 
+void KvStateMachine::remember_session(uint64_t client_id, std::string record) {
+  // Bounded: past the cap the cache starts over (a miss only costs a read).
+  if (sessions_.size() >= kSessionCacheEntriesMax && !sessions_.contains(client_id)) {
+    sessions_.clear();
+  }
+  sessions_[client_id] = std::move(record);
+}
+
 Status KvStateMachine::load() {
+  sessions_.clear();
   Result<std::optional<std::string>> stored = engine_->get(meta_key());
   if (!stored) return stored.error();
   applied_ = AppliedState{};
@@ -298,6 +311,8 @@ Result<std::vector<AppliedEntry>> KvStateMachine::apply(const std::vector<raft::
   out.reserve(entries.size());
   Overlay overlay(engine_);
   AppliedState next = applied_;
+  // Dedupe records this batch writes; cached once the engine holds them.
+  std::vector<std::pair<uint64_t, std::string>> sessions_written;
   for (const raft::Entry& entry : entries) {
     AppliedEntry applied{entry.index, std::nullopt, false, 0, 0};
     if (entry.index <= applied_.index) {
@@ -325,8 +340,16 @@ Result<std::vector<AppliedEntry>> KvStateMachine::apply(const std::vector<raft::
     applied.sequence = command.sequence;
     const std::string session = session_key(command.client_id);
     if (command.client_id != 0 && !SYNOD_BUG(bugs_, base::Bug::kSkipDedupe)) {
-      Result<std::optional<std::string>> stored = overlay.get(session);
-      if (!stored) return stored.error();
+      Result<std::optional<std::string>> stored = std::optional<std::string>();
+      if (const std::optional<std::string>* pending = overlay.find_pending(session)) {
+        stored = *pending;
+      } else if (auto cached = sessions_.find(command.client_id); cached != sessions_.end()) {
+        stored = std::optional<std::string>(cached->second);
+      } else {
+        stored = engine_->get(session);
+        if (!stored) return stored.error();
+        if (stored->has_value()) remember_session(command.client_id, **stored);
+      }
       if (stored->has_value()) {
         Decoder decoder(**stored);
         uint64_t last_sequence = 0;
@@ -354,7 +377,12 @@ Result<std::vector<AppliedEntry>> KvStateMachine::apply(const std::vector<raft::
     }
     const std::string key = data_key(command.key);
     const std::string expiry = expiry_key(command.key);
-    Result<std::optional<std::string>> current = overlay.get(key);
+    // A plain SET replaces whatever is there: it need not read it.
+    const bool blind = command.op == CommandOp::kPut ||
+                       (command.op == CommandOp::kSet &&
+                        (command.flags & (kSetIfAbsent | kSetIfPresent | kSetReturnOld)) == 0);
+    Result<std::optional<std::string>> current =
+        blind ? Result<std::optional<std::string>>(std::optional<std::string>()) : overlay.get(key);
     if (!current) return current.error();
     Result<std::optional<std::string>> ttl = overlay.get(expiry);
     if (!ttl) return ttl.error();
@@ -451,6 +479,7 @@ Result<std::vector<AppliedEntry>> KvStateMachine::apply(const std::vector<raft::
       Encoder encoder(record);
       encoder.varint(command.sequence);
       encode_reply(encoder, reply);
+      sessions_written.emplace_back(command.client_id, record);
       overlay.put(session, std::move(record));
     }
     applied.reply = std::move(reply);
@@ -461,6 +490,7 @@ Result<std::vector<AppliedEntry>> KvStateMachine::apply(const std::vector<raft::
   overlay.batch().put(meta_key(), encode_applied(next));
   if (Status status = engine_->write(overlay.batch(), options); !status) return status.error();
   applied_ = std::move(next);
+  for (auto& [client, record] : sessions_written) remember_session(client, std::move(record));
   return out;
 }
 
@@ -590,6 +620,7 @@ Status KvStateMachine::install(const raft::Snapshot& snapshot, WriteOptions opti
   batch.put(meta_key(), encode_applied(state));
   if (Status status = engine_->write(batch, options); !status) return status;
   applied_ = std::move(state);
+  sessions_.clear();
   return {};
 }
 

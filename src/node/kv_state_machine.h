@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "base/bugs.h"
@@ -144,6 +145,15 @@ class KvStateMachine {
   std::string expiry_key(std::string_view key) const;
   std::string meta_key() const;
   std::string prefix(char kind) const;
+  void remember_session(uint64_t client_id, std::string record);
+
+  static constexpr size_t kSessionCacheEntriesMax = 100'000;
+
+  // The dedupe record last read or written for a client, by client id: every
+  // write reads its client's record, and the engine's lookup is a memtable
+  // search while this is a hash probe. Filled only from what the engine
+  // holds (after a successful write); emptied by load() and install().
+  std::unordered_map<uint64_t, std::string> sessions_;
 
   raft::GroupId group_;
   KvEngine* engine_;

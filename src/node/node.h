@@ -141,6 +141,10 @@ class Node {
   // The host made the last PersistRequest durable.
   void persisted();
 
+  // Writes submitted (or forwarded here) since the last call are proposed
+  // now, as one Raft proposal: one append per follower however many clients
+  // wrote. A host that takes output once per turn of its loop batches every
+  // write of that turn.
   NodeOutput take_output();
 
   // A failure the node cannot go on from (the engine refused a write): the
@@ -157,6 +161,7 @@ class Node {
   // Where a request stands on this node.
   enum class Stage : uint8_t {
     kWaiting,    // for a leader to send it to (never left this node)
+    kQueued,     // a write this leader proposes with the others of this turn
     kForwarded,  // sent to the leader `forwarded_to`
     kProposed,   // in this leader's log (writes)
     kReading,    // ReadIndex asked (reads)
@@ -181,6 +186,7 @@ class Node {
              Request request, uint64_t ticks);
   void dispatch(uint64_t handle);
   void dispatch_waiting();
+  void propose_queued();
   void finish(uint64_t handle, Response response);
   // Stops waiting for `handle`'s write to be applied here.
   void forget_write(uint64_t handle, const Request& request);
@@ -208,6 +214,7 @@ class Node {
   uint64_t now_tick_ = 0;
   uint64_t next_handle_ = 1;
   std::map<uint64_t, Pending> pending_;  // by handle
+  std::vector<uint64_t> queued_;         // kQueued handles, in arrival order
   // Writes proposed here, by (client id, sequence): the handles waiting.
   std::map<std::pair<uint64_t, uint64_t>, std::vector<uint64_t>> writes_;
 };

@@ -45,14 +45,29 @@ base::Status RawNode::step(const Message& message) {
   return raft_->step(message);
 }
 
+std::vector<Message> RawNode::take_messages() {
+  std::vector<Message> out = std::move(raft_->messages_);
+  raft_->messages_.clear();
+  return out;
+}
+
 base::Status RawNode::propose(Bytes data) {
+  std::vector<Bytes> one;
+  one.push_back(std::move(data));
+  return propose(std::move(one));
+}
+
+base::Status RawNode::propose(std::vector<Bytes> batch) {
   Message m;
   m.type = MessageType::kPropose;
   m.from = raft_->id();
   m.group = raft_->group();
-  Entry e;
-  e.data = std::move(data);
-  m.entries.push_back(std::move(e));
+  m.entries.reserve(batch.size());
+  for (Bytes& data : batch) {
+    Entry e;
+    e.data = std::move(data);
+    m.entries.push_back(std::move(e));
+  }
   return raft_->step(std::move(m));
 }
 

@@ -59,6 +59,15 @@ class RawNode {
   // Feeds a message from a peer. Local message types are refused.
   base::Status step(const Message& message);
   base::Status propose(Bytes data);
+  // A leader's messages (appends, heartbeats) produced since the last
+  // Ready, taken while that Ready is still being persisted: they promise
+  // nothing about this node's disk, so new proposals reach the followers
+  // without waiting for the leader's fsync. Empty on a non-leader, whose
+  // messages all wait for persistence.
+  std::vector<Message> take_messages();
+  // Several entries in one proposal: appended together, replicated in one
+  // message per follower. All or none are accepted.
+  base::Status propose(std::vector<Bytes> batch);
   base::Status propose_conf_change(const ConfChange& change);
   // Applies a committed conf change entry's change; returns the new config.
   ConfState apply_conf_change(const ConfChange& change);

@@ -3,6 +3,7 @@
 #include <asio.hpp>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 
 #include "placement/partition.h"
 #include "raft/raft.h"
@@ -100,6 +101,8 @@ struct NodeHost::Impl {
   // Messages for each peer from this turn of the loop, sent as one frame.
   std::map<uint64_t, std::vector<node::PeerMessage>> outbox;
   bool flush_posted = false;
+  std::set<uint64_t> dirty;  // groups to drain at the end of this turn
+  bool drain_posted = false;
   ClusterFile cluster;
   asio::steady_timer ticker;
   std::map<uint64_t, Done> waiting;  // request id -> caller
@@ -170,7 +173,7 @@ struct NodeHost::Impl {
           auto it = groups.find(node::group_of(message));
           if (it == groups.end()) return;  // a group this node does not host
           it->second.node->receive(raft::NodeId{from}, std::move(message));
-          drain(it->first);
+          touch(it->first);
         },
         [this](const std::string& line) { say(line); });
     return {};
@@ -285,7 +288,21 @@ struct NodeHost::Impl {
     request.command.now_ms = now_ms;
     const uint64_t group = group_for(request);
     groups.at(group).node->submit(id, std::move(request));
-    drain(group);
+    touch(group);
+  }
+
+  // Output is taken once per turn of the loop for each group something
+  // happened to: every write that arrived in the turn (from clients, or
+  // forwarded in one frame from a peer) goes into one Raft proposal.
+  void touch(uint64_t group_id) {
+    dirty.insert(group_id);
+    if (drain_posted) return;
+    drain_posted = true;
+    asio::post(loop, [this, alive_check = std::weak_ptr<bool>(alive)] {
+      if (alive_check.expired()) return;
+      drain_posted = false;
+      for (uint64_t group : std::exchange(dirty, {})) drain(group);
+    });
   }
 
   void drain(uint64_t group_id) {
@@ -492,6 +509,19 @@ std::string NodeHost::status_json() const {
   }
   json["wal"] = {{"syncs", s.wal_syncs}, {"batches", s.wal_batches}, {"bytes", s.wal_bytes}};
   return json.dump(2) + "\n";
+}
+
+std::string NodeHost::locate_json(const std::string& key) const {
+  node::Request request;
+  request.kind = node::Request::Kind::kRead;
+  request.key = key;
+  const uint64_t group = impl_->group_for(request);
+  nlohmann::json json;
+  json["key"] = key;
+  json["partition"] = group - kFirstPartitionGroup;
+  json["group"] = group;
+  json["leader"] = impl_->groups.at(group).node->leader().value();
+  return json.dump() + "\n";
 }
 
 void NodeHost::export_metrics(Metrics& metrics) const {

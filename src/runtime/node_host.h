@@ -106,6 +106,9 @@ class NodeHost {
   NodeHostStatus status() const;
   // /status: the status as JSON.
   std::string status_json() const;
+  // Where `key` lives: {"key", "partition", "group", "leader"} (leader 0:
+  // none known here).
+  std::string locate_json(const std::string& key) const;
   // Brings the node's gauges and counters in `metrics` up to date, and moves
   // the WAL write durations seen since the last call into its histogram.
   void export_metrics(class Metrics& metrics) const;

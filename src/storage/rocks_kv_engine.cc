@@ -2,6 +2,7 @@
 
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
 #include <rocksdb/iterator.h>
 #include <rocksdb/options.h>
 #include <rocksdb/slice.h>
@@ -203,8 +204,15 @@ Result<std::unique_ptr<RocksKvEngine>> RocksKvEngine::open(const std::string& di
   db_options.paranoid_checks = true;
   db_options.keep_log_file_num = kInfoLogFilesKept;
   db_options.max_log_file_size = kInfoLogFileBytesMax;
+  // Every applied write looks up keys that are usually absent (a key's
+  // expiry record, a new key): bloom filters answer those from memory
+  // instead of searching each memtable and SST file.
+  db_options.memtable_prefix_bloom_size_ratio = 0.05;
+  db_options.memtable_whole_key_filtering = true;
   rocksdb::BlockBasedTableOptions table_options;
   table_options.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  table_options.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  table_options.whole_key_filtering = true;
   db_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table_options));
 
   rocksdb::DB* db = nullptr;
@@ -253,22 +261,15 @@ Result<std::optional<std::string>> RocksKvEngine::get(std::string_view key) cons
 
 Status RocksKvEngine::put(std::string_view key, std::string_view value,
                           node::WriteOptions options) {
-  if (Status s = node::check_key_size(key, "key"); !s.ok()) return s;
-  if (Status s = node::check_value_size(value); !s.ok()) return s;
-  rocksdb::WriteOptions write_options;
-  write_options.sync = options.sync;
-  rocksdb::Status status = impl_->open_db()->Put(write_options, to_slice(key), to_slice(value));
-  if (!status.ok()) return to_error(status, "put");
-  return Status::ok_status();
+  WriteBatch batch;
+  batch.put(key, value);
+  return write(batch, options);
 }
 
 Status RocksKvEngine::del(std::string_view key, node::WriteOptions options) {
-  if (Status s = node::check_key_size(key, "key"); !s.ok()) return s;
-  rocksdb::WriteOptions write_options;
-  write_options.sync = options.sync;
-  rocksdb::Status status = impl_->open_db()->Delete(write_options, to_slice(key));
-  if (!status.ok()) return to_error(status, "delete");
-  return Status::ok_status();
+  WriteBatch batch;
+  batch.del(key);
+  return write(batch, options);
 }
 
 Status RocksKvEngine::write(const WriteBatch& batch, node::WriteOptions options) {

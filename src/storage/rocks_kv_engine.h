@@ -42,7 +42,7 @@ struct RocksKvOptions {
   // Uncompressed blocks cached for reads; at least 1 MiB.
   size_t block_cache_bytes = 64u << 20;
   // One memtable's size before it is flushed to an SST file; at least 64 KiB.
-  size_t write_buffer_bytes = 64u << 20;
+  size_t write_buffer_bytes = 16u << 20;
   // RocksDB's flush and compaction jobs running at once; 1 to 64.
   int background_jobs_max = 2;
 

@@ -110,6 +110,13 @@ class NodeTest : public ::testing::Test {
     }
   }
 
+  // Delivers what is on the wire now, once, draining nobody.
+  void deliver_once() {
+    std::deque<Wire> batch = std::move(wire_);
+    wire_.clear();
+    for (Wire& w : batch) hosts_[w.to].node->receive(NodeId{w.from}, std::move(w.message));
+  }
+
   void tick_all(int ticks) {
     for (int t = 0; t < ticks; ++t) {
       for (auto& [id, h] : hosts_) {
@@ -271,6 +278,79 @@ TEST_F(NodeTest, AcknowledgementsWaitForTheWriteToBeDurable) {
   settle();
   tick_all(1);
   EXPECT_EQ(hosts_[leader].replies[1].status, Response::Status::kOk);
+}
+
+// Every write that reaches a leader in one turn (between two take_output()
+// calls) is one proposal: one append per follower, carrying them all.
+TEST_F(NodeTest, WritesOfOneTurnBecomeOneAppendPerFollower) {
+  const uint64_t leader = elect();
+  hold_writes_ = {leader};
+  for (uint64_t i = 1; i <= 4; ++i) {
+    hosts_[leader].node->submit(i, write(7, i, CommandOp::kPut, "k" + std::to_string(i), "v"));
+  }
+  drain(leader);
+  std::map<uint64_t, std::vector<size_t>> appends;  // follower -> entries per append
+  for (const Wire& w : wire_) {
+    const auto* m = std::get_if<raft::Message>(&w.message);
+    if (m != nullptr && m->type == raft::MessageType::kApp && !m->entries.empty()) {
+      appends[w.to].push_back(m->entries.size());
+    }
+  }
+  ASSERT_EQ(appends.size(), 2u);
+  for (const auto& [follower, sizes] : appends) {
+    EXPECT_EQ(sizes, std::vector<size_t>{4}) << "follower " << follower;
+  }
+  hold_writes_.clear();
+  settle();
+  tick_all(1);
+  for (uint64_t i = 1; i <= 4; ++i) EXPECT_EQ(hosts_[leader].replies[i].status, Response::Status::kOk);
+}
+
+// Pipelining: a leader sends the appends of new writes while its own disk
+// write of earlier ones is still running (Raft thesis 10.2.1).
+TEST_F(NodeTest, ALeaderReplicatesNewWritesWithoutWaitingForItsOwnFsync) {
+  const uint64_t leader = elect();
+  hold_writes_ = {leader};
+  hosts_[leader].node->submit(1, write(7, 1, CommandOp::kPut, "a", "1"));
+  drain(leader);
+  ASSERT_TRUE(hosts_[leader].persisting.has_value());
+  const raft::LogIndex first = hosts_[leader].persisting->entries.back().index;
+  wire_.clear();
+  hosts_[leader].node->submit(2, write(7, 2, CommandOp::kPut, "b", "2"));
+  drain(leader);
+  ASSERT_TRUE(hosts_[leader].node->persist_in_flight()) << "the first write is still held";
+  size_t carrying = 0;
+  for (const Wire& w : wire_) {
+    const auto* m = std::get_if<raft::Message>(&w.message);
+    if (m != nullptr && m->type == raft::MessageType::kApp && !m->entries.empty() &&
+        m->entries.back().index > first) {
+      ++carrying;
+    }
+  }
+  EXPECT_EQ(carrying, 2u) << "each follower gets the second write before the leader's fsync ends";
+}
+
+// Entries already durable here are applied as soon as they commit, while
+// the next write (of newer entries) is still running: the client does not
+// wait for an fsync that has nothing to do with its write.
+TEST_F(NodeTest, ACommittedWriteIsAnsweredWithoutWaitingForTheNextFsync) {
+  const uint64_t leader = elect();
+  Node& node = *hosts_[leader].node;
+  node.submit(1, write(7, 1, CommandOp::kPut, "a", "1"));
+  drain(leader);  // proposed and durable on the leader
+  ASSERT_FALSE(node.persist_in_flight());
+  deliver_once();  // the appends reach the followers
+  for (uint64_t id = 1; id <= 3; ++id) {
+    if (id != leader) drain(id);  // they persist and acknowledge
+  }
+  node.submit(2, write(7, 2, CommandOp::kPut, "b", "2"));
+  hold_writes_ = {leader};
+  deliver_once();  // the acknowledgements commit write 1
+  drain(leader);  // one Ready: write 1 committed, write 2 to persist
+  ASSERT_TRUE(hosts_[leader].persisting.has_value()) << "write 2's fsync is held";
+  ASSERT_TRUE(hosts_[leader].replies.contains(1));
+  EXPECT_EQ(hosts_[leader].replies[1].status, Response::Status::kOk);
+  EXPECT_FALSE(hosts_[leader].replies.contains(2));
 }
 
 // Found by the simulator (seed 1326 of a 60 s run): a follower restarted,

@@ -11,6 +11,7 @@
 
 #include "node/kv_state_machine.h"
 #include "storage/faulty_file_system.h"
+#include "support/commands.h"
 #include "support/log_entries.h"
 #include "storage/group_log.h"
 #include "storage/mem_kv_engine.h"
@@ -260,13 +261,8 @@ TEST_F(ReviewLog, FailedFsyncIsStickyAndRestartKeepsOnlyTheAcknowledged) {
 
 std::string command(uint64_t client, uint64_t sequence, CommandOp op, std::string key,
                     std::string value = {}) {
-  Command c;
-  c.client_id = client;
-  c.sequence = sequence;
-  c.op = op;
-  c.key = std::move(key);
-  c.value = std::move(value);
-  return node::encode_command(c);
+  return node::encode_command(
+      test_support::kv_command(client, sequence, op, std::move(key), std::move(value)));
 }
 
 Entry command_entry(uint64_t index, const std::string& data, uint64_t term = 1) {
