@@ -68,6 +68,7 @@ int run_bench(const BenchOptions& options);
 struct CtlOptions {
   std::string admin = "127.0.0.1:7381";
   std::string command;
+  std::vector<std::string> args;  // locate: the key
   bool json = false;
 };
 int run_ctl(const CtlOptions& options);

@@ -1,12 +1,68 @@
 // `synod ctl`: asks a node's admin API and prints the answer for a person
 // (a table) or a script (--json).
+#include <cctype>
 #include <cstdio>
+#include <optional>
+#include <string>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "runtime/admin_server.h"
 
 namespace synod::cli {
+
+namespace {
+
+// GETs `path` from the node. On failure prints why and returns 1; with
+// --json prints the body as the node sent it and returns 0; otherwise
+// leaves the body in `body` and returns nothing (the caller formats it).
+std::optional<int> fetch(const CtlOptions& options, const std::string& path, std::string* body) {
+  auto got = runtime::http_get(options.admin, path);
+  if (!got) {
+    std::fprintf(stderr, "synod ctl: %s\n", got.error().message().c_str());
+    return 1;
+  }
+  if (options.json) {
+    std::fwrite(got->data(), 1, got->size(), stdout);
+    return 0;
+  }
+  *body = std::move(*got);
+  return std::nullopt;
+}
+
+int locate(const CtlOptions& options) {
+  if (options.args.size() != 1) {
+    std::fprintf(stderr, "synod ctl: usage: synod ctl --admin HOST:PORT locate KEY\n");
+    return 2;
+  }
+  std::string path = "/locate?key=";
+  for (unsigned char c : options.args[0]) {  // percent-encode all but unreserved
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      path += static_cast<char>(c);
+    } else {
+      char hex[4];
+      std::snprintf(hex, sizeof hex, "%%%02X", c);
+      path += hex;
+    }
+  }
+  std::string body;
+  if (std::optional<int> done = fetch(options, path, &body)) return *done;
+  try {
+    const nlohmann::json json = nlohmann::json::parse(body);
+    const uint64_t leader = json.at("leader").get<uint64_t>();
+    std::printf("partition %llu (group %llu), leader %s\n",
+                static_cast<unsigned long long>(json.at("partition").get<uint64_t>()),
+                static_cast<unsigned long long>(json.at("group").get<uint64_t>()),
+                leader == 0 ? "unknown" : ("node " + std::to_string(leader)).c_str());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "synod ctl: %s answered something unexpected: %s\n",
+                 options.admin.c_str(), e.what());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
 
 int run_ctl(const CtlOptions& options) {
   if (options.command == "metrics") {
@@ -18,23 +74,17 @@ int run_ctl(const CtlOptions& options) {
     std::fwrite(text->data(), 1, text->size(), stdout);
     return 0;
   }
+  if (options.command == "locate") return locate(options);
   if (options.command != "status") {
-    std::fprintf(stderr, "synod ctl: unknown command \"%s\" (try: status, metrics)\n",
+    std::fprintf(stderr, "synod ctl: unknown command \"%s\" (try: status, metrics, locate KEY)\n",
                  options.command.c_str());
     return 2;
   }
-  auto body = runtime::http_get(options.admin, "/status");
-  if (!body) {
-    std::fprintf(stderr, "synod ctl: %s\n", body.error().message().c_str());
-    return 1;
-  }
-  if (options.json) {
-    std::fwrite(body->data(), 1, body->size(), stdout);
-    return 0;
-  }
+  std::string body;
+  if (std::optional<int> done = fetch(options, "/status", &body)) return *done;
   nlohmann::json status;
   try {
-    status = nlohmann::json::parse(*body);
+    status = nlohmann::json::parse(body);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "synod ctl: %s answered something that is not JSON: %s\n",
                  options.admin.c_str(), e.what());

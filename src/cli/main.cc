@@ -127,8 +127,11 @@ int main(int argc, char** argv) {
   CLI::App* ctl_cmd = app.add_subcommand("ctl", "Ask a running node about the cluster");
   ctl_cmd->add_option("--admin", ctl.admin, "The node's admin address, HOST:PORT")
       ->capture_default_str();
-  ctl_cmd->add_option("command", ctl.command, "status (the node, its groups and its peers) or metrics (Prometheus text)")
+  ctl_cmd->add_option("command", ctl.command,
+                      "status (the node, its groups and its peers), metrics (Prometheus text) "
+                      "or locate KEY (the key's partition and its leader)")
       ->required();
+  ctl_cmd->add_option("args", ctl.args, "The command's arguments (locate: the key)");
   ctl_cmd->add_flag("--json", ctl.json, "Print the JSON the node returned, for scripts");
   CLI11_PARSE(app, argc, argv);
   if (ctl_cmd->parsed()) return synod::cli::run_ctl(ctl);

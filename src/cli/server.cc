@@ -114,6 +114,7 @@ base::Result<Running> launch(asio::io_context& loop, runtime::NodeHostOptions ho
     api::RespServer* server = running.server.get();
     runtime::AdminHandlers handlers;
     handlers.status_json = [node] { return node->status_json(); };
+    handlers.locate_json = [node](const std::string& key) { return node->locate_json(key); };
     handlers.metrics_text = [node, metrics, server] {
       node->export_metrics(*metrics);
       metrics->describe("synod_clients", "gauge", "Client connections open");

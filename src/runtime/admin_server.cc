@@ -57,6 +57,16 @@ base::Status AdminServer::start() {
   impl->server.Get("/metrics", [impl](const httplib::Request&, httplib::Response& response) {
     impl->serve(impl->handlers.metrics_text, "text/plain; version=0.0.4", response);
   });
+  impl->server.Get("/locate", [impl](const httplib::Request& request, httplib::Response& response) {
+    if (!request.has_param("key") || !impl->handlers.locate_json) {
+      response.status = 400;
+      response.set_content("usage: /locate?key=KEY\n", "text/plain");
+      return;
+    }
+    const std::string key = request.get_param_value("key");
+    impl->serve([impl, key] { return impl->handlers.locate_json(key); }, "application/json",
+                response);
+  });
   if (!impl->server.bind_to_port(parts->first, parts->second)) {
     return base::Error(base::Errc::kIo, "cannot listen for the admin API on " + impl->address);
   }

@@ -1,5 +1,6 @@
-// The HTTP admin API: GET /status (JSON: this node, its groups, its peers)
-// and GET /metrics (Prometheus text). cpp-httplib serves on its own thread;
+// The HTTP admin API: GET /status (JSON: this node, its groups, its peers),
+// GET /metrics (Prometheus text) and GET /locate?key=K (the key's partition
+// and its leader). cpp-httplib serves on its own thread;
 // every answer is computed on the node's event loop, which the handler asks
 // and waits for (up to 2 s, then 503), so no core state is read across
 // threads. httplib's header stays in admin_server.cc.
@@ -20,6 +21,8 @@ namespace synod::runtime {
 struct AdminHandlers {
   std::function<std::string()> status_json;  // run on the loop
   std::function<std::string()> metrics_text;  // run on the loop
+  // GET /locate?key=K: where the key lives (JSON); run on the loop.
+  std::function<std::string(const std::string& key)> locate_json;
 };
 
 class AdminServer {

@@ -85,6 +85,18 @@ echo "$status" | grep -qE '^1 +(leader|follower) ' || fail "ctl status has no gr
 echo "$status" | grep -qE '^2 +127.0.0.1:[0-9]+ +up' || fail "ctl status does not show peer 2 up: $status"
 "$synod" ctl --admin "127.0.0.1:$(admin_port 2)" status --json | grep -q '"cluster_id": "test-cluster"' ||
   fail "ctl status --json"
+# locate: every node names the same partition and leader for a key, and
+# that leader is one the node's own status shows leading the group.
+where=$("$synod" ctl --admin "127.0.0.1:$(admin_port 1)" locate 'user:42 / x') || fail "ctl locate: $where"
+echo "$where" | grep -qE '^partition [0-9]+ \(group [0-9]+\), leader node [123]$' || fail "ctl locate printed: $where"
+for i in 2 3; do
+  other_where=$("$synod" ctl --admin "127.0.0.1:$(admin_port "$i")" locate 'user:42 / x')
+  [ "$other_where" = "$where" ] || fail "node $i locates the key elsewhere: $other_where (node 1: $where)"
+done
+located_group=$(echo "$where" | sed -E 's/.*group ([0-9]+).*/\1/')
+located_leader=$(echo "$where" | sed -E 's/.*leader node ([0-9]+)/\1/')
+"$synod" ctl --admin "127.0.0.1:$(admin_port "$located_leader")" status |
+  grep -qE "^$located_group +leader " || fail "node $located_leader does not lead group $located_group"
 metrics="$("$synod" ctl --admin "127.0.0.1:$(admin_port 1)" metrics)" || fail "scraping /metrics"
 for series in 'synod_commands_total{command="set",result="ok"}' 'synod_command_duration_seconds_count{command="incr"}' \
     'synod_raft_term{group="1"}' 'synod_peer_connected{peer="2"} 1' 'synod_wal_syncs_total' \
