@@ -1,0 +1,72 @@
+// Keyspaces: named sets of keys with their own consistency mode, replication
+// factor and partition count. A key belongs to keyspace K when it starts with
+// "K:" and K is defined (the longest such K), otherwise to "default". Each
+// keyspace's partitions are Raft groups first_group .. first_group +
+// partitions - 1 (the meta group hands out the range when it creates the
+// keyspace).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.h"
+
+namespace synod::placement {
+
+enum class Mode : uint8_t { kStrong = 1, kEventual = 2 };
+std::string_view mode_name(Mode mode);
+
+inline constexpr std::string_view kDefaultKeyspace = "default";
+inline constexpr uint32_t kPartitionsMax = 4096;
+inline constexpr uint32_t kReplicasMax = 7;
+
+struct Keyspace {
+  std::string name;
+  Mode mode = Mode::kStrong;
+  uint32_t replicas = 3;
+  uint32_t partitions = 4;  // a power of two
+  // Replicas of a partition go to distinct zones first ("spread"), or
+  // anywhere ("any").
+  std::string zone_policy = "spread";
+  // Eventual keyspaces (carried by the schema from the start): default
+  // write and read quorums and the merge policy.
+  uint32_t write_quorum = 0;
+  uint32_t read_quorum = 0;
+  std::string merge;
+  uint64_t first_group = 0;  // set by the meta group at creation
+
+  uint64_t group_of_partition(uint32_t partition) const { return first_group + partition; }
+  friend bool operator==(const Keyspace&, const Keyspace&) = default;
+};
+
+// kInvalidArgument naming the first problem: a name of 1-64 characters from
+// [a-z0-9_-], a power-of-two partition count up to 4096, 1-7 replicas, a
+// known zone policy, quorums no larger than the replicas (eventual only).
+// Names are parts of a-z, 0-9, _ and - joined by ':' ("app:users").
+base::Status validate(const Keyspace& keyspace);
+
+std::string encode_keyspace(const Keyspace& keyspace);
+base::Result<Keyspace> decode_keyspace(std::string_view bytes);
+
+// Every keyspace a node knows, for routing keys.
+class Catalog {
+ public:
+  // Replaces the keyspace of that name (validated by the caller).
+  void put(Keyspace keyspace);
+  void erase(const std::string& name);
+  const Keyspace* find(const std::string& name) const;
+  // The keyspace `key` belongs to: the longest defined K with "K:" a prefix
+  // of the key, else "default" (null only if no default is defined).
+  const Keyspace* keyspace_of(std::string_view key) const;
+  // The Raft group that holds `key`.
+  uint64_t group_of(std::string_view key) const;
+  const std::map<std::string, Keyspace>& all() const { return keyspaces_; }
+
+ private:
+  std::map<std::string, Keyspace> keyspaces_;
+};
+
+}  // namespace synod::placement
