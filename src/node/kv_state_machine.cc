@@ -7,6 +7,8 @@
 #include "base/codec.h"
 #include "base/decimal.h"
 #include "base/frame.h"
+#include "placement/keyspace.h"
+#include "placement/placement.h"
 
 namespace synod::node {
 
@@ -198,7 +200,8 @@ Result<Command> decode_command(std::string_view data) {
       !decoder.done()) {
     return corrupt_command("truncated, over a size cap, or trailing bytes");
   }
-  if (op < static_cast<uint8_t>(CommandOp::kPut) || op > static_cast<uint8_t>(CommandOp::kGetDel)) {
+  if (op < static_cast<uint8_t>(CommandOp::kPut) ||
+      op > static_cast<uint8_t>(CommandOp::kDropKeyspace)) {
     return corrupt_command("unknown operation " + std::to_string(op));
   }
   if (absent > 1) return corrupt_command("bad flag");
@@ -304,6 +307,21 @@ Result<std::optional<std::string>> KvStateMachine::get(std::string_view key,
   return value;
 }
 
+Result<std::vector<std::pair<std::string, std::string>>> KvStateMachine::scan(
+    std::string_view start, size_t limit) const {
+  const std::string begin = data_key(start);
+  const size_t skip = begin.size() - start.size();  // the group's data prefix
+  std::vector<std::pair<std::string, std::string>> out;
+  std::unique_ptr<KvIterator> it = engine_->iterate();
+  for (it->seek(begin); it->valid() && out.size() < limit; it->next()) {
+    const std::string_view key = it->key();
+    if (key.substr(0, begin.size()) != begin) break;
+    out.emplace_back(std::string(key.substr(skip)), std::string(it->value()));
+  }
+  if (Status status = it->status(); !status) return status.error();
+  return out;
+}
+
 Result<std::vector<AppliedEntry>> KvStateMachine::apply(const std::vector<raft::Entry>& entries,
                                                         const raft::ConfState* conf_state,
                                                         WriteOptions options) {
@@ -313,6 +331,40 @@ Result<std::vector<AppliedEntry>> KvStateMachine::apply(const std::vector<raft::
   AppliedState next = applied_;
   // Dedupe records this batch writes; cached once the engine holds them.
   std::vector<std::pair<uint64_t, std::string>> sessions_written;
+  // The catalog's records: the keyspace (with the groups it is handed), its
+  // placement, and the next free group, all in this batch.
+  auto create_keyspace = [&](const Command& command) -> Result<CommandReply> {
+    Result<placement::Keyspace> keyspace = placement::decode_keyspace(command.value);
+    if (!keyspace) return error_reply("ERR " + keyspace.error().message());
+    Result<placement::Placement> where =
+        placement::decode_placement(command.expected, placement::kPartitionsMax);
+    if (!where || where->replicas.size() != keyspace->partitions || keyspace->name != command.key) {
+      return error_reply("ERR a keyspace needs a placement for each of its partitions");
+    }
+    const std::string record = data_key(std::string(kKeyspaceRecordPrefix) + keyspace->name);
+    Result<std::optional<std::string>> existing = overlay.get(record);
+    if (!existing) return existing.error();
+    if (existing->has_value() || keyspace->name == placement::kDefaultKeyspace) {
+      return error_reply("ERR keyspace '" + keyspace->name + "' already exists");
+    }
+    const std::string next_key = data_key(std::string(kNextGroupRecord));
+    Result<std::optional<std::string>> next = overlay.get(next_key);
+    if (!next) return next.error();
+    uint64_t first = kFirstKeyspaceGroup;
+    if (next->has_value()) {
+      Decoder decoder(**next);
+      if (!decoder.varint(&first) || !decoder.done()) {
+        return Error(Errc::kCorruption, "the meta group's next-group record does not parse");
+      }
+    }
+    keyspace->first_group = first;
+    std::string next_value;
+    Encoder(next_value).varint(first + keyspace->partitions);
+    overlay.put(record, placement::encode_keyspace(*keyspace));
+    overlay.put(data_key(std::string(kPlacementRecordPrefix) + keyspace->name), command.expected);
+    overlay.put(next_key, std::move(next_value));
+    return integer_reply(static_cast<int64_t>(first));
+  };
   for (const raft::Entry& entry : entries) {
     AppliedEntry applied{entry.index, std::nullopt, false, 0, 0};
     if (entry.index <= applied_.index) {
@@ -462,6 +514,27 @@ Result<std::vector<AppliedEntry>> KvStateMachine::apply(const std::vector<raft::
         if (current->has_value()) overlay.del(key);
         if (ttl->has_value()) overlay.del(expiry);
         break;
+      case CommandOp::kCreateKeyspace: {
+        auto created = create_keyspace(command);
+        if (!created) return created.error();
+        reply = std::move(*created);
+        break;
+      }
+      case CommandOp::kDropKeyspace: {
+        const std::string record = data_key(std::string(kKeyspaceRecordPrefix) + command.key);
+        Result<std::optional<std::string>> existing = overlay.get(record);
+        if (!existing) return existing.error();
+        if (command.key == placement::kDefaultKeyspace) {
+          reply = error_reply("ERR the default keyspace cannot be dropped");
+        } else if (!existing->has_value()) {
+          reply = error_reply("ERR no keyspace named '" + command.key + "'");
+        } else {
+          overlay.del(record);
+          overlay.del(data_key(std::string(kPlacementRecordPrefix) + command.key));
+          reply = integer_reply(1);
+        }
+        break;
+      }
       case CommandOp::kAppend: {
         std::string value = current->value_or("");
         if (value.size() + command.value.size() > kMaxValueBytes) {

@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -46,7 +47,21 @@ enum class CommandOp : uint8_t {
   kAppend = 5,  // value
   kSet = 6,     // value, with `flags` (Redis's SET NX / XX / GET)
   kGetDel = 7,  // deletes; replies with the old value
+  // The meta group's catalog. kCreateKeyspace: key = name, value = the
+  // encoded placement::Keyspace, expected = its encoded placement; replies
+  // with the first Raft group handed to it. kDropKeyspace: key = name.
+  kCreateKeyspace = 8,
+  kDropKeyspace = 9,
 };
+
+// Where the meta group keeps its catalog (user keys of group 1's machine,
+// which no client key is ever routed to).
+inline constexpr std::string_view kKeyspaceRecordPrefix = "keyspace/";
+inline constexpr std::string_view kPlacementRecordPrefix = "placement/";
+inline constexpr std::string_view kNextGroupRecord = "next-group";
+// Raft groups handed to created keyspaces start here (the default keyspace
+// has groups 2 .. 4097 at most).
+inline constexpr uint64_t kFirstKeyspaceGroup = uint64_t{1} << 20;
 
 // kSet's flags.
 inline constexpr uint8_t kSetIfAbsent = 1;   // NX
@@ -132,6 +147,10 @@ class KvStateMachine {
   // Reads a key of this group (for linearizable reads once applied); a key
   // expired at `now_ms` (when non-zero) reads as absent.
   base::Result<std::optional<std::string>> get(std::string_view key, uint64_t now_ms = 0) const;
+  // Every (key, value) whose key starts with `prefix`, in key order, at
+  // most `limit` of them (expiry is not judged: for the meta catalog).
+  base::Result<std::vector<std::pair<std::string, std::string>>> scan(std::string_view start,
+                                                                        size_t limit) const;
 
   // A snapshot of this group's state at the applied index.
   base::Result<raft::Snapshot> snapshot() const;

@@ -5,6 +5,7 @@
 #include <numeric>
 #include <set>
 
+#include "base/codec.h"
 #include "base/frame.h"
 
 namespace synod::placement {
@@ -166,6 +167,38 @@ base::Result<Placement> place(const std::vector<Member>& members, uint32_t parti
   placer.fill();
   placer.balance();
   return placer.result();
+}
+
+std::string encode_placement(const Placement& placement) {
+  std::string out;
+  base::Encoder e(out);
+  e.varint(placement.replicas.size());
+  for (const auto& replicas : placement.replicas) {
+    e.varint(replicas.size());
+    for (uint64_t id : replicas) e.varint(id);
+  }
+  return out;
+}
+
+base::Result<Placement> decode_placement(std::string_view bytes, uint32_t partitions_max) {
+  constexpr uint64_t kReplicasPerPartitionMax = 64;
+  base::Decoder d(bytes);
+  uint64_t partitions = 0;
+  auto bad = [] { return Error(Errc::kCorruption, "a placement record does not parse"); };
+  if (!d.varint(&partitions) || partitions > partitions_max) return bad();
+  Placement out;
+  out.replicas.resize(partitions);
+  for (auto& replicas : out.replicas) {
+    uint64_t count = 0;
+    if (!d.varint(&count) || count > kReplicasPerPartitionMax) return bad();
+    for (uint64_t i = 0; i < count; ++i) {
+      uint64_t id = 0;
+      if (!d.varint(&id) || id == 0) return bad();
+      replicas.push_back(id);
+    }
+  }
+  if (!d.done()) return bad();
+  return out;
 }
 
 std::vector<std::pair<uint64_t, uint64_t>> loads(const Placement& placement,

@@ -54,6 +54,11 @@ struct Placement {
 base::Result<Placement> place(const std::vector<Member>& members, uint32_t partitions,
                               uint32_t replication, const Placement& previous);
 
+// The placement as bytes (a record of the meta group) and back; decoding
+// refuses damaged bytes and more than `partitions_max` partitions.
+std::string encode_placement(const Placement& placement);
+base::Result<Placement> decode_placement(std::string_view bytes, uint32_t partitions_max);
+
 // Replica counts per node id, ascending by id (members holding none appear
 // with zero when listed in `members`).
 std::vector<std::pair<uint64_t, uint64_t>> loads(const Placement& placement,

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include "node/kv_state_machine.h"
+#include "placement/keyspace.h"
+#include "placement/placement.h"
 #include "storage/mem_kv_engine.h"
 #include "support/commands.h"
 
@@ -101,6 +103,84 @@ TEST(KvStateMachine, APlainSetReadsOnlyTheKeysExpiryWhileConditionalWritesSeeThe
   EXPECT_EQ((*applied)[0].reply->integer, 0) << "NX must see the existing value";
   EXPECT_EQ((*applied)[1].reply->value, std::optional<std::string>("two"));
   EXPECT_EQ(**machine.get("k"), "four");
+}
+
+}  // namespace
+}  // namespace synod::node
+
+namespace synod::node {
+namespace {
+
+Command create_keyspace(uint64_t sequence, const std::string& name, uint32_t partitions) {
+  placement::Keyspace keyspace;
+  keyspace.name = name;
+  keyspace.partitions = partitions;
+  placement::Placement where;
+  where.replicas.assign(partitions, std::vector<uint64_t>{1, 2, 3});
+  Command c = test_support::kv_command(9, sequence, CommandOp::kCreateKeyspace, name,
+                                       placement::encode_keyspace(keyspace));
+  c.expected = placement::encode_placement(where);
+  return c;
+}
+
+// The meta group's catalog: a created keyspace is handed a fresh range of
+// Raft groups in the same batch as its record and its placement; a second
+// create of the name, or a drop of default or of an unknown name, is refused
+// and changes nothing.
+TEST(KvStateMachine, KeyspacesAreCreatedWithTheirOwnGroupsAndDroppedOnce) {
+  storage::MemKvEngine engine;
+  KvStateMachine meta(raft::GroupId{1}, &engine);
+  ASSERT_TRUE(meta.bootstrap(AppliedState{LogIndex{1}, Term{1}, three()}).ok());
+  auto applied = meta.apply({test_support::kv_entry(2, create_keyspace(1, "app", 8)),
+                             test_support::kv_entry(3, create_keyspace(2, "app:users", 16)),
+                             test_support::kv_entry(4, create_keyspace(3, "app", 4)),
+                             test_support::kv_entry(5, create_keyspace(4, "default", 4))},
+                            nullptr);
+  ASSERT_TRUE(applied.ok()) << applied.error().to_string();
+  EXPECT_EQ((*applied)[0].reply->integer, static_cast<int64_t>(kFirstKeyspaceGroup));
+  EXPECT_EQ((*applied)[1].reply->integer, static_cast<int64_t>(kFirstKeyspaceGroup + 8));
+  EXPECT_NE((*applied)[2].reply->error.find("already exists"), std::string::npos);
+  EXPECT_NE((*applied)[3].reply->error.find("already exists"), std::string::npos);
+
+  auto records = meta.scan(kKeyspaceRecordPrefix, 100);
+  ASSERT_TRUE(records.ok());
+  ASSERT_EQ(records->size(), 2u);
+  EXPECT_EQ((*records)[0].first, "keyspace/app");
+  auto app = placement::decode_keyspace((*records)[0].second);
+  ASSERT_TRUE(app.ok());
+  EXPECT_EQ(app->partitions, 8u);
+  EXPECT_EQ(app->first_group, kFirstKeyspaceGroup);
+  auto where = meta.scan(kPlacementRecordPrefix, 100);
+  ASSERT_TRUE(where.ok());
+  EXPECT_EQ(where->size(), 2u);
+
+  applied = meta.apply({test_support::kv_entry(6, test_support::kv_command(9, 5, CommandOp::kDropKeyspace, "app")),
+                        test_support::kv_entry(7, test_support::kv_command(9, 6, CommandOp::kDropKeyspace, "app")),
+                        test_support::kv_entry(8, test_support::kv_command(9, 7, CommandOp::kDropKeyspace, "default")),
+                        test_support::kv_entry(9, create_keyspace(8, "app", 4))},
+                       nullptr);
+  ASSERT_TRUE(applied.ok()) << applied.error().to_string();
+  EXPECT_EQ((*applied)[0].reply->integer, 1);
+  EXPECT_NE((*applied)[1].reply->error.find("no keyspace"), std::string::npos);
+  EXPECT_NE((*applied)[2].reply->error.find("cannot be dropped"), std::string::npos);
+  // Created again, it gets new groups: a dropped keyspace's groups are never reused.
+  EXPECT_EQ((*applied)[3].reply->integer, static_cast<int64_t>(kFirstKeyspaceGroup + 24));
+}
+
+TEST(KvStateMachine, AKeyspaceWithoutAPlacementForEachPartitionIsRefused) {
+  storage::MemKvEngine engine;
+  KvStateMachine meta(raft::GroupId{1}, &engine);
+  ASSERT_TRUE(meta.bootstrap(AppliedState{LogIndex{1}, Term{1}, three()}).ok());
+  Command c = create_keyspace(1, "app", 8);
+  c.expected = placement::encode_placement(placement::Placement{{{1, 2, 3}}});  // 1 of 8
+  Command bad_name = create_keyspace(2, "Bad Name", 8);
+  auto applied = meta.apply({test_support::kv_entry(2, c), test_support::kv_entry(3, bad_name)}, nullptr);
+  ASSERT_TRUE(applied.ok());
+  EXPECT_NE((*applied)[0].reply->error.find("placement for each"), std::string::npos);
+  EXPECT_NE((*applied)[1].reply->error.find("a name is"), std::string::npos);
+  auto records = meta.scan(kKeyspaceRecordPrefix, 100);
+  ASSERT_TRUE(records.ok());
+  EXPECT_TRUE(records->empty());
 }
 
 }  // namespace
