@@ -1152,9 +1152,10 @@ void Raft::send(Message m) {
   } else if (m.type != MessageType::kPropose && m.type != MessageType::kReadIndex) {
     m.term = term_;
   }
-  // A leader's messages do not promise anything about its own disk (its
-  // term was persisted before it could win), so they may go at once; the
-  // rest acknowledge state that must be durable first.
+  // A leader's messages do not promise anything about its own disk, so they
+  // may go at once; the rest acknowledge state that must be durable first.
+  // (A leader's term is durable before it could win, except for a single
+  // voter: RawNode holds its messages until its term is durable.)
   if (role_ == Role::kLeader) {
     messages_.push_back(std::move(m));
   } else {

@@ -17,6 +17,7 @@ base::Result<std::unique_ptr<RawNode>> RawNode::create(const Config& config) {
 RawNode::RawNode(std::unique_ptr<Raft> raft) : raft_(std::move(raft)) {
   prev_soft_state_ = raft_->soft_state();
   prev_hard_state_ = raft_->hard_state();
+  persisted_term_ = prev_hard_state_.term;
 }
 
 RawNode::~RawNode() = default;
@@ -46,6 +47,7 @@ base::Status RawNode::step(const Message& message) {
 }
 
 std::vector<Message> RawNode::take_messages() {
+  if (raft_->term() != persisted_term_) return {};
   std::vector<Message> out = std::move(raft_->messages_);
   raft_->messages_.clear();
   return out;
@@ -149,6 +151,14 @@ Ready RawNode::ready() {
   r.messages_after_persist_.clear();
   rd.read_states = std::move(r.read_states_);
   r.read_states_.clear();
+  if (hard.term != persisted_term_) {
+    // This Ready makes the term durable: until it has, nothing may leave
+    // that a restart could contradict (see persisted_term_).
+    rd.messages.insert(rd.messages.end(), std::make_move_iterator(rd.messages_after_persist.begin()),
+                       std::make_move_iterator(rd.messages_after_persist.end()));
+    rd.messages_after_persist = std::move(rd.messages);
+    rd.messages.clear();
+  }
   // A changed commit index alone need not be synced: it can be recomputed.
   rd.must_sync = !rd.entries.empty() || rd.snapshot.has_value() ||
                  hard.term != prev_hard_state_.term || hard.vote != prev_hard_state_.vote;
@@ -161,6 +171,7 @@ Ready RawNode::ready() {
     accepted.last_entry_term = rd.entries.back().term;
   }
   if (rd.snapshot) accepted.snapshot_index = rd.snapshot->meta.index;
+  if (rd.hard_state) accepted.hard_state_term = rd.hard_state->term;
   if (!rd.committed_entries.empty()) {
     accepted.last_committed_index = rd.committed_entries.back().index;
     for (const Entry& e : rd.committed_entries) accepted.committed_payload_bytes += e.data.size();
@@ -174,6 +185,7 @@ void RawNode::advance() {
   InProgress done = std::move(*in_progress_);
   in_progress_.reset();
   Raft& r = *raft_;
+  if (done.hard_state_term != Term{0}) persisted_term_ = done.hard_state_term;
   r.on_persisted(done.last_entry_index, done.last_entry_term, done.snapshot_index);
   if (done.snapshot_index > LogIndex{0}) r.on_applied(done.snapshot_index);
   if (done.last_committed_index > LogIndex{0}) {

@@ -63,7 +63,8 @@ class RawNode {
   // Ready, taken while that Ready is still being persisted: they promise
   // nothing about this node's disk, so new proposals reach the followers
   // without waiting for the leader's fsync. Empty on a non-leader, whose
-  // messages all wait for persistence.
+  // messages all wait for persistence, and while the leader's own term is
+  // not yet durable.
   std::vector<Message> take_messages();
   // Several entries in one proposal: appended together, replicated in one
   // message per follower. All or none are accepted.
@@ -99,11 +100,17 @@ class RawNode {
     LogIndex snapshot_index;
     LogIndex last_committed_index;
     size_t committed_payload_bytes = 0;  // released from the uncommitted budget
+    Term hard_state_term;  // the term this Ready persists (0: no hard state)
   };
 
   std::unique_ptr<Raft> raft_;
   SoftState prev_soft_state_;
   HardState prev_hard_state_;
+  // The term the host has made durable. A leader whose own term is not yet
+  // durable (a single voter wins without asking anyone) sends nothing until
+  // it is: if it crashed first it could win the same term again and send a
+  // different entry at the same index.
+  Term persisted_term_;
   std::optional<InProgress> in_progress_;
 };
 

@@ -9,7 +9,10 @@
 //   3. Only then send `messages_after_persist`: votes and acknowledgements
 //      that promise the state in step 2 is durable.
 //   4. Apply `snapshot` then `committed_entries` to the state machine, and
-//      release `read_states` once their index is applied.
+//      release `read_states` once their index is applied. Committed entries
+//      below the first of `entries` are already durable here (the previous
+//      Ready was persisted before this one was taken) and may be applied
+//      beside step 2 rather than after it; node::Node does.
 //   5. Call `RawNode::advance()`.
 #pragma once
 
