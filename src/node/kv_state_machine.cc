@@ -261,15 +261,26 @@ std::optional<uint64_t> decode_expiry(std::string_view bytes) {
 }  // namespace
 
 void KvStateMachine::remember_session(uint64_t client_id, std::string record) {
-  // Bounded: past the cap the cache starts over (a miss only costs a read).
-  if (sessions_.size() >= kSessionCacheEntriesMax && !sessions_.contains(client_id)) {
-    sessions_.clear();
+  if (auto it = sessions_.find(client_id); it != sessions_.end()) {
+    sessions_bytes_ -= it->second.size();
+    sessions_.erase(it);
   }
+  // A record holding a large reply (GETDEL, SET ... GET of a big value) is
+  // read from the engine when needed rather than kept in memory.
+  if (record.size() > kSessionCacheRecordBytesMax) return;
+  // Bounded: past either cap the cache starts over (a miss costs one read).
+  if (sessions_.size() >= kSessionCacheEntriesMax ||
+      sessions_bytes_ + record.size() > kSessionCacheBytesMax) {
+    sessions_.clear();
+    sessions_bytes_ = 0;
+  }
+  sessions_bytes_ += record.size();
   sessions_[client_id] = std::move(record);
 }
 
 Status KvStateMachine::load() {
   sessions_.clear();
+  sessions_bytes_ = 0;
   Result<std::optional<std::string>> stored = engine_->get(meta_key());
   if (!stored) return stored.error();
   applied_ = AppliedState{};
@@ -694,6 +705,7 @@ Status KvStateMachine::install(const raft::Snapshot& snapshot, WriteOptions opti
   if (Status status = engine_->write(batch, options); !status) return status;
   applied_ = std::move(state);
   sessions_.clear();
+  sessions_bytes_ = 0;
   return {};
 }
 

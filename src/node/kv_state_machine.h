@@ -167,12 +167,15 @@ class KvStateMachine {
   void remember_session(uint64_t client_id, std::string record);
 
   static constexpr size_t kSessionCacheEntriesMax = 100'000;
+  static constexpr size_t kSessionCacheBytesMax = 16u << 20;
+  static constexpr size_t kSessionCacheRecordBytesMax = 4096;
 
   // The dedupe record last read or written for a client, by client id: every
   // write reads its client's record, and the engine's lookup is a memtable
   // search while this is a hash probe. Filled only from what the engine
   // holds (after a successful write); emptied by load() and install().
   std::unordered_map<uint64_t, std::string> sessions_;
+  size_t sessions_bytes_ = 0;  // of the records in sessions_
 
   raft::GroupId group_;
   KvEngine* engine_;

@@ -185,3 +185,28 @@ TEST(KvStateMachine, AKeyspaceWithoutAPlacementForEachPartitionIsRefused) {
 
 }  // namespace
 }  // namespace synod::node
+
+namespace synod::node {
+namespace {
+
+// A dedupe record holding a large reply is not kept in memory, and the
+// smaller record it replaces must not be answered from memory either.
+TEST(KvStateMachine, ARetryOfALargeReplyIsAnsweredFromTheEngineNotAnOlderRememberedRecord) {
+  storage::MemKvEngine engine;
+  KvStateMachine machine(kGroup, &engine);
+  ASSERT_TRUE(machine.bootstrap(AppliedState{LogIndex{1}, Term{1}, three()}).ok());
+  const std::string big(100'000, 'b');
+  auto applied = machine.apply({kv_entry(2, kv_command(7, 1, CommandOp::kSet, "k", big)),
+                                kv_entry(3, kv_command(7, 2, CommandOp::kGetDel, "k"))},
+                               nullptr);
+  ASSERT_TRUE(applied.ok());
+  ASSERT_EQ((*applied)[1].reply->value, std::optional<std::string>(big));
+  // The retry of request 2 commits again.
+  applied = machine.apply({kv_entry(4, kv_command(7, 2, CommandOp::kGetDel, "k"))}, nullptr);
+  ASSERT_TRUE(applied.ok());
+  EXPECT_TRUE((*applied)[0].deduplicated);
+  EXPECT_EQ((*applied)[0].reply->value, std::optional<std::string>(big));
+}
+
+}  // namespace
+}  // namespace synod::node
