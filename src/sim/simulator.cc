@@ -136,6 +136,7 @@ struct SimNode {
   uint64_t slow_fsync_until = 0;
   bool crash_during_next_sync = false;
   std::optional<node::PersistRequest> persisting;
+  bool drain_scheduled = false;  // a deferred take_output (defer_drain)
   std::vector<std::function<void()>> backlog;  // what arrived while paused
   // What the checks saw last.
   Role role = Role::kFollower;
@@ -178,7 +179,8 @@ class Simulation {
         nemesis_rng_(rng_.fork()),
         client_rng_(rng_.fork()),
         latency_rng_(rng_.fork()),
-        network_(rng_.fork(), network_options(options)) {
+        network_(rng_.fork(), network_options(options)),
+        drain_rng_(rng_.fork()) {
     result_.seed = options.seed;
   }
 
@@ -404,7 +406,7 @@ class Simulation {
       SimNode* target = up_node(id, epoch);
       if (target == nullptr) return;
       target->node->receive(from, std::move(*message));
-      drain(*target);
+      defer_drain(*target);
     });
   }
 
@@ -421,6 +423,27 @@ class Simulation {
     }
     digest_ = base::checksum64(
         std::string_view(reinterpret_cast<const char*>(words), sizeof words), digest_);
+  }
+
+  // Like the server, which takes a group's output once per turn of its loop:
+  // after a delivery or a client request the output is often taken up to
+  // 0.4 ms later, so several events reach the node first (writes batched
+  // into one proposal, leadership changing under queued writes).
+  void defer_drain(SimNode& n) {
+    if (n.drain_scheduled) return;
+    if (drain_rng_.chance(1, 3)) return drain(n);
+    n.drain_scheduled = true;
+    const uint64_t id = n.id, epoch = n.epoch;
+    schedule(drain_rng_.uniform(400'000), [this, id, epoch] {
+      SimNode* target = up_node(id, epoch);
+      if (target == nullptr) return;
+      on_node(*target, [this, id, epoch] {
+        SimNode* again = up_node(id, epoch);
+        if (again == nullptr) return;
+        again->drain_scheduled = false;
+        drain(*again);
+      }, /*droppable=*/false);
+    });
   }
 
   // Carries out what the node asked for, then checks it.
@@ -507,6 +530,7 @@ class Simulation {
     n.node.reset();
     n.log.reset();
     n.persisting.reset();
+    n.drain_scheduled = false;
     n.backlog.clear();
     n.disk->crash();
     n.engine->crash();
@@ -797,7 +821,7 @@ class Simulation {
         SimNode* process = up_node(node_id, epoch);
         if (process == nullptr) return;
         process->node->submit(request_id, std::move(*request));
-        drain(*process);
+        defer_drain(*process);
       });
     });
   }
@@ -1178,6 +1202,7 @@ class Simulation {
   base::Rng client_rng_;
   base::Rng latency_rng_;
   SimNetwork<PeerMessage> network_;
+  base::Rng drain_rng_;
   std::map<uint64_t, SimNode> nodes_;
   std::map<uint64_t, SimClient> clients_;
   std::priority_queue<Event, std::vector<Event>, EventLater> events_;
