@@ -11,6 +11,15 @@ bench_stop_all() {
   for pid in "${pids[@]}"; do while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done; done
   rm -rf "$work"
 }
+# bench_kill PID: SIGKILLs a server started here, waits until it is gone and
+# forgets it (so bench_stop_all never signals a PID the kernel reused).
+bench_kill() {
+  local victim=$1 kept=() pid
+  kill -9 "$victim" 2>/dev/null
+  while kill -0 "$victim" 2>/dev/null; do sleep 0.02; done
+  for pid in "${pids[@]}"; do [ "$pid" = "$victim" ] || kept+=("$pid"); done
+  pids=("${kept[@]}")
+}
 # bench_start LOG COMMAND...: runs COMMAND with its output in LOG; its PID is
 # in $last_pid (and in $pids, for bench_stop_all).
 bench_start() {

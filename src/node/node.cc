@@ -122,7 +122,7 @@ void Node::receive(NodeId from, PeerMessage message) {
                                           " is not the leader")});
     } else {
       admit(from, forward->incarnation, forward->id, std::move(forward->request),
-            std::min(forward->ticks_left, options_.request_timeout_ticks));
+            std::min(forward->ticks_left, timeout_ticks(forward->request)));
     }
   } else if (auto* reply = std::get_if<ForwardReply>(&message)) {
     auto it = pending_.find(reply->id);
@@ -141,7 +141,8 @@ void Node::receive(NodeId from, PeerMessage message) {
 
 void Node::submit(uint64_t id, Request request) {
   if (failed_) return;
-  admit(NodeId{}, 0, id, std::move(request), options_.request_timeout_ticks);
+  const uint64_t ticks = timeout_ticks(request);
+  admit(NodeId{}, 0, id, std::move(request), ticks);
   pump();
 }
 
@@ -163,6 +164,13 @@ NodeOutput Node::take_output() {
 }
 
 // ---- Requests --------------------------------------------------------------
+
+uint64_t Node::timeout_ticks(const Request& request) const {
+  if (request.kind != Request::Kind::kWrite) return options_.request_timeout_ticks;
+  const uint64_t bytes = request.command.key.size() + request.command.value.size() +
+                         request.command.expected.size();
+  return options_.request_timeout_ticks + (bytes >> 20) * options_.request_timeout_ticks_per_mib;
+}
 
 void Node::admit(NodeId origin, uint64_t origin_incarnation, uint64_t origin_id,
                  Request request, uint64_t ticks) {

@@ -114,6 +114,10 @@ struct NodeOptions {
   raft::Config raft;  // id, group, storage and tuning
   // Ticks a request may wait for its answer.
   uint64_t request_timeout_ticks = 100;
+  // More ticks per MiB of a write's key and value: a 64 MiB value is
+  // written to three disks and copied along the way, and on a slow or busy
+  // machine that alone can take longer than the base timeout.
+  uint64_t request_timeout_ticks_per_mib = 0;
   // Applied entries between log compactions; 0: never compact.
   uint64_t compact_every_entries = 1000;
   // Requests held at once (local and forwarded); beyond it, kUnavailable.
@@ -182,6 +186,8 @@ class Node {
   Node(NodeOptions options, KvEngine* engine);
   base::Status start();
 
+  // The ticks `request` may wait: the base timeout plus its size allowance.
+  uint64_t timeout_ticks(const Request& request) const;
   void admit(raft::NodeId origin, uint64_t origin_incarnation, uint64_t origin_id,
              Request request, uint64_t ticks);
   void dispatch(uint64_t handle);

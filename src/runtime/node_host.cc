@@ -192,6 +192,9 @@ struct NodeHost::Impl {
     node_options.request_timeout_ticks =
         std::max<uint64_t>(1, options.request_timeout_ms / std::max<uint32_t>(options.tick_ms, 1));
     node_options.compact_every_entries = options.compact_every_entries;
+    // 100 ms more per MiB of a write: 6.4 s more for a 64 MiB value.
+    node_options.request_timeout_ticks_per_mib =
+        std::max<uint64_t>(1, 100 / std::max<uint32_t>(options.tick_ms, 1));
     node_options.incarnation = random_u64();
     auto made = node::Node::create(std::move(node_options), engine.get());
     if (!made) return made.error();

@@ -60,6 +60,7 @@ class NodeTest : public ::testing::Test {
     options.raft.election_tick = 10;
     options.raft.random_seed = id;
     options.request_timeout_ticks = 20;
+    options.request_timeout_ticks_per_mib = 10;
     options.incarnation = incarnation;
     options.pending_requests_max = 4;
     auto made = Node::create(options, h.engine.get());
@@ -210,6 +211,27 @@ TEST_F(NodeTest, ARequestThatLeftTheNodeTimesOutAsUnknown) {
   cut_ = {leader};  // the forward goes out and is lost
   hosts_[follower].node->submit(1, write(7, 1, CommandOp::kPut, "k", "v"));
   for (int t = 0; t < 25; ++t) {
+    hosts_[follower].node->tick();
+    settle();
+  }
+  ASSERT_TRUE(hosts_[follower].replies.contains(1));
+  EXPECT_EQ(hosts_[follower].replies[1].status, Response::Status::kTimeout);
+}
+
+// A large write may wait longer: 20 ticks, plus 10 per MiB (fixture).
+TEST_F(NodeTest, ALargeWriteGetsMoreTimeBeforeItsOutcomeIsUnknown) {
+  const uint64_t leader = elect();
+  const uint64_t follower = other(leader);
+  cut_ = {leader};  // the forward goes out and is lost
+  hosts_[follower].node->submit(1, write(7, 1, CommandOp::kPut, "big", std::string(2u << 20, 'v')));
+  hosts_[follower].node->submit(2, write(8, 1, CommandOp::kPut, "small", "v"));
+  for (int t = 0; t < 25; ++t) {
+    hosts_[follower].node->tick();
+    settle();
+  }
+  EXPECT_TRUE(hosts_[follower].replies.contains(2)) << "the small write's 20 ticks are up";
+  EXPECT_FALSE(hosts_[follower].replies.contains(1)) << "a 2 MiB write has 40 ticks";
+  for (int t = 0; t < 20; ++t) {
     hosts_[follower].node->tick();
     settle();
   }
