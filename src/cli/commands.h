@@ -34,6 +34,7 @@ struct StartOptions {
   uint64_t request_timeout_ms = 3000;
   uint32_t partitions = 4;  // of the default keyspace; first start only
   uint64_t compact_every_entries = 10000;
+  double phi_threshold = 8.0;  // peers' failure detector (logs, /status, /metrics)
 };
 int run_start(StartOptions options);
 

@@ -1,5 +1,6 @@
 // `synod ctl`: asks a node's admin API and prints the answer for a person
 // (a table) or a script (--json).
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <optional>
@@ -107,15 +108,19 @@ int run_ctl(const CtlOptions& options) {
                 static_cast<unsigned long long>(g.value("commit", 0ull)),
                 static_cast<unsigned long long>(g.value("applied", 0ull)));
   }
-  std::printf("\n%-5s %-22s %-8s %-14s %s\n", "PEER", "ADDRESS", "HEALTH", "LAST CONTACT",
-              "LAST ERROR");
+  std::printf("\n%-5s %-22s %-8s %-14s %-7s %s\n", "PEER", "ADDRESS", "HEALTH", "LAST CONTACT",
+              "PHI", "LAST ERROR");
   for (const auto& p : status["peers"]) {
     const int64_t ago = p.value("last_contact_ms_ago", int64_t{-1});
     const std::string contact = ago < 0 ? "never" : std::to_string(ago) + " ms ago";
-    std::printf("%-5llu %-22s %-8s %-14s %s\n", static_cast<unsigned long long>(p.value("id", 0ull)),
-                p.value("address", std::string()).c_str(),
-                p.value("connected", false) ? "up" : "DOWN", contact.c_str(),
-                p.value("last_error", std::string()).c_str());
+    const double phi = p.value("phi", 0.0);
+    const std::string health = !p.value("connected", false)    ? "DOWN"
+                               : p.value("suspected", false) ? "SUSPECT"
+                                                             : "up";
+    std::printf("%-5llu %-22s %-8s %-14s %-7.1f %s\n",
+                static_cast<unsigned long long>(p.value("id", 0ull)),
+                p.value("address", std::string()).c_str(), health.c_str(), contact.c_str(),
+                std::min(phi, 9999.9), p.value("last_error", std::string()).c_str());
   }
   return 0;
 }

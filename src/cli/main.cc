@@ -59,6 +59,11 @@ int main(int argc, char** argv) {
                         "Applied entries between log compactions (per group)")
       ->check(CLI::Range(uint64_t{10}, uint64_t{100000000}))
       ->capture_default_str();
+  start_cmd->add_option("--phi-threshold", start.phi_threshold,
+                        "Suspicion level at which a silent peer is reported suspected "
+                        "(phi-accrual; 8: a one-in-10^8 chance it is merely slow)")
+      ->check(CLI::Range(1.0, 100.0))
+      ->capture_default_str();
   start_cmd->add_option("--config", start.config_file,
                         "A TOML file with the same keys as these flags (id, data-dir, ...)");
 

@@ -148,6 +148,9 @@ base::Status apply_config_file(StartOptions& options) {
   number("incomplete-request-timeout-ms", options.incomplete_request_timeout_ms);
   number("request-timeout-ms", options.request_timeout_ms);
   number("compact-every", options.compact_every_entries);
+  if (auto value = table["phi-threshold"].value<double>(); value && *value >= 1 && *value <= 100) {
+    options.phi_threshold = *value;
+  }
   if (auto value = table["partitions"].value<int64_t>(); value && *value > 0 && *value <= 4096) {
     options.partitions = static_cast<uint32_t>(*value);
   }
@@ -189,6 +192,7 @@ int run_start(StartOptions options) {
   host.request_timeout_ms = static_cast<uint32_t>(options.request_timeout_ms);
   host.partitions = options.partitions;
   host.compact_every_entries = options.compact_every_entries;
+  host.phi_threshold = options.phi_threshold;
   api::RespServerOptions server;
   server.listen_address = options.client_addr;
   server.clients_max = options.max_clients;

@@ -164,6 +164,7 @@ struct NodeHost::Impl {
     peer.node_id = options.node_id;
     peer.cluster_id = cluster.cluster_id;
     peer.members = cluster.members;
+    peer.phi_threshold = options.phi_threshold;
     peer.listen_address = options.peer_listen.empty() ? cluster.members[options.node_id]
                                                       : options.peer_listen;
     transport = std::make_unique<PeerTransport>(
@@ -508,6 +509,8 @@ std::string NodeHost::status_json() const {
                              {"frames_received", p.frames_received},
                              {"dropped", p.dropped},
                              {"last_contact_ms_ago", p.last_contact_ms_ago},
+                             {"phi", p.phi},
+                             {"suspected", p.suspected},
                              {"last_error", p.last_error}});
   }
   json["wal"] = {{"syncs", s.wal_syncs}, {"batches", s.wal_batches}, {"bytes", s.wal_bytes}};
@@ -546,6 +549,8 @@ void NodeHost::export_metrics(Metrics& metrics) const {
   metrics.describe("synod_peer_dropped_messages_total", "counter",
                    "Messages dropped for the peer (not connected, or its queue full)");
   metrics.describe("synod_requests_open", "gauge", "Requests waiting for the cluster");
+  metrics.describe("synod_peer_phi", "gauge",
+                   "Phi-accrual suspicion of the peer (suspected at --phi-threshold, 8)");
   for (const GroupStatus& g : s.groups) {
     const std::string labels = "group=\"" + std::to_string(g.group) + "\"";
     metrics.set_gauge("synod_raft_term", labels, static_cast<double>(g.term));
@@ -570,6 +575,7 @@ void NodeHost::export_metrics(Metrics& metrics) const {
   for (const PeerState& p : s.peers) {
     const std::string labels = "peer=\"" + std::to_string(p.id) + "\"";
     metrics.set_gauge("synod_peer_connected", labels, p.connected ? 1 : 0);
+    metrics.set_gauge("synod_peer_phi", labels, p.phi);
     set_counter("synod_peer_sent_bytes_total", labels, p.bytes_sent);
     set_counter("synod_peer_received_bytes_total", labels, p.bytes_received);
     set_counter("synod_peer_dropped_messages_total", labels, p.dropped);

@@ -52,6 +52,7 @@ struct NodeHostOptions {
   uint32_t tick_ms = 50;
   int election_ticks = 10;  // 0.5-1 s: a leader is replaced within 2 s
   int heartbeat_ticks = 1;
+  double phi_threshold = 8.0;  // PeerTransportOptions::phi_threshold
   uint32_t request_timeout_ms = 3000;
   uint64_t compact_every_entries = 10000;
   // Raft groups of the default keyspace (first start only; then the data

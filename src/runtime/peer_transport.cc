@@ -9,6 +9,7 @@
 #include <random>
 
 #include "base/frame.h"
+#include "membership/phi_accrual.h"
 #include "runtime/listen.h"
 #include "runtime/wire_codec.h"
 
@@ -66,11 +67,15 @@ struct PeerTransport::Impl : std::enable_shared_from_this<PeerTransport::Impl> {
     PeerState state;
     std::unique_ptr<asio::steady_timer> retry;
     std::optional<std::chrono::steady_clock::time_point> last_contact;
+    std::chrono::steady_clock::time_point last_sent;
+    membership::PhiAccrualDetector detector;
+    bool suspected = false;
   };
 
   Impl(asio::io_context& l, PeerTransportOptions o, OnMessage m, Log g)
       : loop(l), options(std::move(o)), on_message(std::move(m)), log(std::move(g)),
-        acceptor(l), rng(std::random_device{}()) {}
+        acceptor(l), rng(std::random_device{}()), heartbeat_timer(l),
+        started_at(std::chrono::steady_clock::now()) {}
 
   asio::io_context& loop;
   PeerTransportOptions options;
@@ -81,6 +86,43 @@ struct PeerTransport::Impl : std::enable_shared_from_this<PeerTransport::Impl> {
   std::mt19937_64 rng;  // backoff jitter only
   bool stopped = false;
   size_t handshakes = 0;
+  asio::steady_timer heartbeat_timer;
+  std::chrono::steady_clock::time_point started_at;
+
+  // The detectors' clock: milliseconds since this transport was made.
+  uint64_t now_ms() const {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::steady_clock::now() - started_at)
+                                     .count());
+  }
+
+  // Every interval: an empty envelope to each connected peer that has had
+  // nothing from us for that long, and suspicion changes logged.
+  void heartbeat() {
+    if (stopped) return;
+    const auto now = std::chrono::steady_clock::now();
+    const auto interval = std::chrono::milliseconds(options.heartbeat_interval_ms);
+    for (auto& [id, peer] : peers) {
+      if (peer.connection && peer.connection->open && now - peer.last_sent >= interval) {
+        send(id, {});
+      }
+      const double phi = peer.detector.phi(now_ms());
+      const bool suspected = phi >= options.phi_threshold;
+      if (suspected != peer.suspected) {
+        char line[160];
+        std::snprintf(line, sizeof line, "peer %llu %s (phi %.1f, threshold %.1f)",
+                      static_cast<unsigned long long>(id),
+                      suspected ? "suspected" : "trusted again", phi, options.phi_threshold);
+        log(line);
+        peer.suspected = suspected;
+      }
+    }
+    heartbeat_timer.expires_after(interval);
+    heartbeat_timer.async_wait([self = weak_from_this()](const asio::error_code& error) {
+      auto impl = self.lock();
+      if (!error && impl) impl->heartbeat();
+    });
+  }
 
   // Completion for detached coroutines: an exception is logged, not lost.
   std::function<void(std::exception_ptr)> logged(std::string what) {
@@ -104,6 +146,9 @@ struct PeerTransport::Impl : std::enable_shared_from_this<PeerTransport::Impl> {
       peer.state.id = id;
       peer.state.address = address;
       peer.retry = std::make_unique<asio::steady_timer>(loop);
+      membership::PhiOptions phi;
+      phi.threshold = options.phi_threshold;
+      peer.detector = membership::PhiAccrualDetector(phi);
     }
     if (auto listening = listen_on(acceptor, options.listen_address, "peers"); !listening) {
       return listening;
@@ -113,11 +158,13 @@ struct PeerTransport::Impl : std::enable_shared_from_this<PeerTransport::Impl> {
     for (auto& [id, peer] : peers) {
       if (id > options.node_id) asio::co_spawn(loop, dial_loop(self, id), logged("dialing a peer"));
     }
+    heartbeat();
     return {};
   }
 
   void stop() {
     stopped = true;
+    heartbeat_timer.cancel();
     on_message = [](uint64_t, node::PeerMessage) {};  // nothing reaches the host after stop
     asio::error_code ignored;
     acceptor.close(ignored);
@@ -415,6 +462,7 @@ struct PeerTransport::Impl : std::enable_shared_from_this<PeerTransport::Impl> {
       peer.state.frames_received++;
       peer.state.bytes_received += bytes->size();
       peer.last_contact = std::chrono::steady_clock::now();
+      peer.detector.heartbeat(self->now_ms());
       for (node::PeerMessage& message : envelope->messages) self->on_message(id, std::move(message));
     }
     self->close(connection, why.empty() ? "closed" : why);
@@ -458,6 +506,7 @@ struct PeerTransport::Impl : std::enable_shared_from_this<PeerTransport::Impl> {
     }
     c.queued_bytes += bytes.size();
     c.queue.push_back(std::move(bytes));
+    peer.last_sent = std::chrono::steady_clock::now();
     if (!c.writing) write(peer.connection);
   }
 
@@ -515,6 +564,8 @@ std::vector<PeerState> PeerTransport::peers() const {
   const auto now = std::chrono::steady_clock::now();
   for (const auto& [id, peer] : impl_->peers) {
     PeerState state = peer.state;
+    state.phi = peer.detector.phi(impl_->now_ms());
+    state.suspected = state.phi >= impl_->options.phi_threshold;
     if (peer.last_contact) {
       state.last_contact_ms_ago =
           std::chrono::duration_cast<std::chrono::milliseconds>(now - *peer.last_contact).count();

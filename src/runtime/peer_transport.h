@@ -11,6 +11,8 @@
 // checked against `frame_bytes_max` before the payload is read, and a bad
 // checksum or an undecodable message closes the connection. A dialer whose
 // connection fails retries with exponential backoff and full jitter.
+// Every frame received is a heartbeat for a per-peer phi-accrual detector;
+// a peer's suspicion rising past the threshold, and falling back, is logged.
 // Sends never block: each peer has a bounded queue (`send_queue_bytes_max`);
 // a message that does not fit, or for a peer not connected, is dropped and
 // counted (Raft retransmits what matters), so a slow peer cannot eat memory.
@@ -44,6 +46,11 @@ struct PeerTransportOptions {
   uint32_t handshake_timeout_ms = 5000;
   uint32_t backoff_initial_ms = 50;
   uint32_t backoff_max_ms = 2000;
+  // A frame goes to each connected peer at least this often (an empty
+  // envelope when there is nothing else), and every frame received feeds
+  // that peer's phi-accrual failure detector.
+  uint32_t heartbeat_interval_ms = 100;
+  double phi_threshold = 8.0;
 };
 
 struct PeerState {
@@ -59,6 +66,10 @@ struct PeerState {
   std::string last_error;
   // Milliseconds since the last frame from this peer; -1 if none yet.
   int64_t last_contact_ms_ago = -1;
+  // The failure detector's suspicion now (membership/phi_accrual.h), and
+  // whether it is at or above the threshold. Local: no one else acts on it.
+  double phi = 0;
+  bool suspected = false;
 };
 
 class PeerTransport {

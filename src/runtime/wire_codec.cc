@@ -246,7 +246,8 @@ base::Result<DecodedEnvelope> decode_envelope(std::string_view bytes) {
                      ", this node " + std::to_string(kWireVersion));
   }
   if (envelope.from() == 0 || envelope.to() == 0) return malformed("node id 0");
-  if (envelope.bodies_size() == 0) return malformed("empty envelope");
+  // No bodies: a heartbeat (PeerTransport sends one when it has had nothing
+  // else to send to the peer for a heartbeat interval).
   DecodedEnvelope out;
   out.from = envelope.from();
   out.to = envelope.to();

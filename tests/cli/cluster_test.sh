@@ -129,6 +129,16 @@ wait_for 5 every_partition_writes || fail "writes to every partition not acknowl
 elapsed_ms=$(( ($(date +%s%N) - killed_at) / 1000000 ))
 echo "leader $old killed: writes to every partition acknowledged after ${elapsed_ms} ms"
 [ "$elapsed_ms" -le 2000 ] || fail "failover took ${elapsed_ms} ms (limit 2000)"
+# The survivor's failure detector suspects the killed node (phi >= 8), says
+# so in its log, its status and its metrics.
+wait_for 5 grep -q "peer $old suspected (phi" "$work/node$survivor.log" ||
+  fail "node $survivor did not log suspecting node $old"
+"$synod" ctl --admin "127.0.0.1:$(admin_port "$survivor")" status | grep -qE "^$old +127.0.0.1:[0-9]+ +(DOWN|SUSPECT) " ||
+  fail "ctl status does not show node $old down or suspected"
+"$synod" ctl --admin "127.0.0.1:$(admin_port "$survivor")" status --json | tr -d ' \n' |
+  grep -qE "\"id\":$old,[^}]*\"suspected\":true" || fail "status JSON does not mark node $old suspected"
+"$synod" ctl --admin "127.0.0.1:$(admin_port "$survivor")" metrics | grep -qE "^synod_peer_phi\{peer=\"$old\"\} ([89]|[1-9][0-9])" ||
+  fail "/metrics does not show node $old's phi at 8 or more"
 for j in 1 2 3; do
   [ "$(cli "$survivor" get "key$j")" = "value$j" ] || fail "acknowledged key$j lost after the kill"
 done
