@@ -50,6 +50,11 @@ class WriteBatch {
     ops_.push_back({Kind::kPut, std::string(key), std::string(value)});
     bytes_ += key.size() + value.size();
   }
+  // put() without copying the value (a value may be 64 MiB).
+  void put_moved(std::string key, std::string value) {
+    bytes_ += key.size() + value.size();
+    ops_.push_back({Kind::kPut, std::move(key), std::move(value)});
+  }
   void del(std::string_view key) {
     ops_.push_back({Kind::kDelete, std::string(key), {}});
     bytes_ += key.size();

@@ -138,17 +138,21 @@ class Overlay {
  public:
   explicit Overlay(const KvEngine* engine) : engine_(engine) {}
   Result<std::optional<std::string>> get(const std::string& key) const {
-    if (const std::optional<std::string>* pending = find_pending(key)) return *pending;
+    if (wrote(key)) return written(key);
     return engine_->get(key);
   }
-  // What this batch wrote for `key` (nullopt inside: deleted); null: nothing.
-  const std::optional<std::string>* find_pending(const std::string& key) const {
+  // Whether this batch wrote (or deleted) `key`.
+  bool wrote(const std::string& key) const { return pending_.contains(key); }
+  // What it wrote there; nullopt: deleted (or not written).
+  std::optional<std::string> written(const std::string& key) const {
     auto it = pending_.find(key);
-    return it == pending_.end() ? nullptr : &it->second;
+    if (it == pending_.end() || !it->second) return std::nullopt;
+    return batch_.ops()[*it->second].value;
   }
+  // The value is moved into the batch, not copied: it may be 64 MiB.
   void put(const std::string& key, std::string value) {
-    batch_.put(key, value);
-    pending_[key] = std::move(value);
+    pending_[key] = batch_.ops().size();
+    batch_.put_moved(key, std::move(value));
   }
   void del(const std::string& key) {
     batch_.del(key);
@@ -159,7 +163,9 @@ class Overlay {
  private:
   const KvEngine* engine_;
   WriteBatch batch_;
-  std::map<std::string, std::optional<std::string>> pending_;
+  // Keys this batch wrote: the index of the op holding the value, or
+  // nullopt when the key was deleted.
+  std::map<std::string, std::optional<size_t>> pending_;
 };
 
 }  // namespace
@@ -398,14 +404,14 @@ Result<std::vector<AppliedEntry>> KvStateMachine::apply(const std::vector<raft::
       out.push_back(std::move(applied));
       continue;
     }
-    const Command& command = *decoded;
+    Command& command = *decoded;  // its value is moved into the batch below
     applied.client_id = command.client_id;
     applied.sequence = command.sequence;
     const std::string session = session_key(command.client_id);
     if (command.client_id != 0 && !SYNOD_BUG(bugs_, base::Bug::kSkipDedupe)) {
       Result<std::optional<std::string>> stored = std::optional<std::string>();
-      if (const std::optional<std::string>* pending = overlay.find_pending(session)) {
-        stored = *pending;
+      if (overlay.wrote(session)) {
+        stored = overlay.written(session);
       } else if (auto cached = sessions_.find(command.client_id); cached != sessions_.end()) {
         stored = std::optional<std::string>(cached->second);
       } else {
@@ -466,7 +472,7 @@ Result<std::vector<AppliedEntry>> KvStateMachine::apply(const std::vector<raft::
     CommandReply reply;
     switch (command.op) {
       case CommandOp::kPut:
-        overlay.put(key, command.value);
+        overlay.put(key, std::move(command.value));
         if (ttl->has_value()) overlay.del(expiry);  // SET forgets the TTL
         break;
       case CommandOp::kDelete:
@@ -478,7 +484,7 @@ Result<std::vector<AppliedEntry>> KvStateMachine::apply(const std::vector<raft::
         const bool matches = command.expect_absent ? !current->has_value()
                                                    : (current->has_value() && **current == command.expected);
         if (matches) {
-          overlay.put(key, command.value);
+          overlay.put(key, std::move(command.value));
           if (ttl->has_value()) overlay.del(expiry);
         }
         reply = integer_reply(matches ? 1 : 0);
@@ -511,7 +517,7 @@ Result<std::vector<AppliedEntry>> KvStateMachine::apply(const std::vector<raft::
         reply.kind = CommandReply::Kind::kInteger;
         reply.integer = allowed ? 1 : 0;
         if (allowed) {
-          overlay.put(key, command.value);
+          overlay.put(key, std::move(command.value));
           if (command.expire_at_ms != 0) {
             overlay.put(expiry, encode_expiry(command.expire_at_ms));
           } else if (!(command.flags & kSetKeepTtl) && ttl->has_value()) {
