@@ -207,7 +207,7 @@ Result<Command> decode_command(std::string_view data) {
     return corrupt_command("truncated, over a size cap, or trailing bytes");
   }
   if (op < static_cast<uint8_t>(CommandOp::kPut) ||
-      op > static_cast<uint8_t>(CommandOp::kDropKeyspace)) {
+      op > static_cast<uint8_t>(CommandOp::kForgetKeyspace)) {
     return corrupt_command("unknown operation " + std::to_string(op));
   }
   if (absent > 1) return corrupt_command("bad flag");
@@ -375,12 +375,42 @@ Result<std::vector<AppliedEntry>> KvStateMachine::apply(const std::vector<raft::
       }
     }
     keyspace->first_group = first;
+    keyspace->state = placement::KeyspaceState::kCreating;
     std::string next_value;
     Encoder(next_value).varint(first + keyspace->partitions);
     overlay.put(record, placement::encode_keyspace(*keyspace));
     overlay.put(data_key(std::string(kPlacementRecordPrefix) + keyspace->name), command.expected);
     overlay.put(next_key, std::move(next_value));
     return integer_reply(static_cast<int64_t>(first));
+  };
+  // The later steps of a keyspace's life: each allowed from one state only.
+  auto step_keyspace = [&](const Command& command) -> Result<CommandReply> {
+    const std::string record = data_key(std::string(kKeyspaceRecordPrefix) + command.key);
+    Result<std::optional<std::string>> existing = overlay.get(record);
+    if (!existing) return existing.error();
+    if (command.key == placement::kDefaultKeyspace) {
+      return error_reply("ERR the default keyspace cannot be dropped");
+    }
+    if (!existing->has_value()) return error_reply("ERR no keyspace named '" + command.key + "'");
+    Result<placement::Keyspace> keyspace = placement::decode_keyspace(**existing);
+    if (!keyspace) return keyspace.error();
+    using State = placement::KeyspaceState;
+    const State from = keyspace->state;
+    const bool allowed = (command.op == CommandOp::kDropKeyspace && from != State::kDropping) ||
+                         (command.op == CommandOp::kActivateKeyspace && from == State::kCreating) ||
+                         (command.op == CommandOp::kForgetKeyspace && from == State::kDropping);
+    if (!allowed) {
+      return error_reply("ERR keyspace '" + command.key + "' is " +
+                         std::string(placement::state_name(from)));
+    }
+    if (command.op == CommandOp::kForgetKeyspace) {
+      overlay.del(record);
+      overlay.del(data_key(std::string(kPlacementRecordPrefix) + command.key));
+    } else {
+      keyspace->state = command.op == CommandOp::kDropKeyspace ? State::kDropping : State::kActive;
+      overlay.put(record, placement::encode_keyspace(*keyspace));
+    }
+    return integer_reply(1);
   };
   for (const raft::Entry& entry : entries) {
     AppliedEntry applied{entry.index, std::nullopt, false, 0, 0};
@@ -537,19 +567,12 @@ Result<std::vector<AppliedEntry>> KvStateMachine::apply(const std::vector<raft::
         reply = std::move(*created);
         break;
       }
-      case CommandOp::kDropKeyspace: {
-        const std::string record = data_key(std::string(kKeyspaceRecordPrefix) + command.key);
-        Result<std::optional<std::string>> existing = overlay.get(record);
-        if (!existing) return existing.error();
-        if (command.key == placement::kDefaultKeyspace) {
-          reply = error_reply("ERR the default keyspace cannot be dropped");
-        } else if (!existing->has_value()) {
-          reply = error_reply("ERR no keyspace named '" + command.key + "'");
-        } else {
-          overlay.del(record);
-          overlay.del(data_key(std::string(kPlacementRecordPrefix) + command.key));
-          reply = integer_reply(1);
-        }
+      case CommandOp::kDropKeyspace:
+      case CommandOp::kActivateKeyspace:
+      case CommandOp::kForgetKeyspace: {
+        auto stepped = step_keyspace(command);
+        if (!stepped) return stepped.error();
+        reply = std::move(*stepped);
         break;
       }
       case CommandOp::kAppend: {

@@ -47,11 +47,15 @@ enum class CommandOp : uint8_t {
   kAppend = 5,  // value
   kSet = 6,     // value, with `flags` (Redis's SET NX / XX / GET)
   kGetDel = 7,  // deletes; replies with the old value
-  // The meta group's catalog. kCreateKeyspace: key = name, value = the
-  // encoded placement::Keyspace, expected = its encoded placement; replies
-  // with the first Raft group handed to it. kDropKeyspace: key = name.
+  // The meta group's catalog; a keyspace goes creating -> active ->
+  // dropping -> gone, each step its own command (key = the name), so that
+  // every member can learn of a step before the next (docs/placement.md).
+  // kCreateKeyspace: value = the encoded placement::Keyspace, expected = its
+  // encoded placement; replies with the first Raft group handed to it.
   kCreateKeyspace = 8,
-  kDropKeyspace = 9,
+  kDropKeyspace = 9,      // creating or active -> dropping
+  kActivateKeyspace = 10,  // creating -> active
+  kForgetKeyspace = 11,    // dropping -> gone (record and placement removed)
 };
 
 // Where the meta group keeps its catalog (user keys of group 1's machine,

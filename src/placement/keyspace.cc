@@ -12,11 +12,21 @@ using base::Error;
 
 namespace {
 
-constexpr uint8_t kFormatVersion = 1;
+// 1: no state byte (read as active); 2: the state after the group range.
+constexpr uint8_t kFormatVersion = 2;
 constexpr size_t kNameBytesMax = 64;
 constexpr size_t kFieldBytesMax = 64;
 
 }  // namespace
+
+std::string_view state_name(KeyspaceState state) {
+  switch (state) {
+    case KeyspaceState::kCreating: return "creating";
+    case KeyspaceState::kActive: return "active";
+    case KeyspaceState::kDropping: return "dropping";
+  }
+  return "?";
+}
 
 std::string_view mode_name(Mode mode) {
   switch (mode) {
@@ -73,19 +83,24 @@ std::string encode_keyspace(const Keyspace& k) {
   e.varint(k.read_quorum);
   e.bytes(k.merge);
   e.varint(k.first_group);
+  e.byte(static_cast<uint8_t>(k.state));
   return out;
 }
 
 base::Result<Keyspace> decode_keyspace(std::string_view bytes) {
   base::Decoder d(bytes);
-  uint8_t version = 0, mode = 0;
+  uint8_t version = 0, mode = 0, state = static_cast<uint8_t>(KeyspaceState::kActive);
   uint64_t replicas = 0, partitions = 0, w = 0, r = 0;
   std::string_view name, zone_policy, merge;
   Keyspace k;
-  if (!d.byte(&version) || version != kFormatVersion || !d.bytes(&name, kNameBytesMax) ||
+  if (!d.byte(&version) || version < 1 || version > kFormatVersion ||
+      !d.bytes(&name, kNameBytesMax) ||
       !d.byte(&mode) || !d.varint(&replicas) || !d.varint(&partitions) ||
       !d.bytes(&zone_policy, kFieldBytesMax) || !d.varint(&w) || !d.varint(&r) ||
-      !d.bytes(&merge, kFieldBytesMax) || !d.varint(&k.first_group) || !d.done() ||
+      !d.bytes(&merge, kFieldBytesMax) || !d.varint(&k.first_group) ||
+      (version >= 2 && !d.byte(&state)) || !d.done() ||
+      state < static_cast<uint8_t>(KeyspaceState::kCreating) ||
+      state > static_cast<uint8_t>(KeyspaceState::kDropping) ||
       replicas > kReplicasMax || partitions > kPartitionsMax || w > kReplicasMax ||
       r > kReplicasMax) {
     return Error(Errc::kCorruption, "a keyspace record does not parse");
@@ -98,6 +113,7 @@ base::Result<Keyspace> decode_keyspace(std::string_view bytes) {
   k.write_quorum = static_cast<uint32_t>(w);
   k.read_quorum = static_cast<uint32_t>(r);
   k.merge = std::string(merge);
+  k.state = static_cast<KeyspaceState>(state);
   if (base::Status valid = validate(k); !valid) {
     return Error(Errc::kCorruption, "a stored keyspace is invalid: " + valid.error().message());
   }
@@ -126,9 +142,16 @@ const Keyspace* Catalog::keyspace_of(std::string_view key) const {
   return find(std::string(kDefaultKeyspace));
 }
 
-uint64_t Catalog::group_of(std::string_view key) const {
+uint64_t Catalog::group_of(std::string_view key, std::string* why) const {
   const Keyspace* k = keyspace_of(key);
   if (k == nullptr) return 0;
+  if (k->state != KeyspaceState::kActive) {
+    if (why != nullptr) {
+      *why = "keyspace '" + k->name + "' is being " +
+             (k->state == KeyspaceState::kCreating ? "created" : "dropped");
+    }
+    return 0;
+  }
   return k->group_of_partition(partition_of(key, k->partitions));
 }
 

@@ -19,6 +19,13 @@ namespace synod::placement {
 enum class Mode : uint8_t { kStrong = 1, kEventual = 2 };
 std::string_view mode_name(Mode mode);
 
+// Where a keyspace is in its life. While it is being created or dropped its
+// keys are served by no one (TRYAGAIN): until every member knows of the
+// change, two nodes could otherwise route one key to two different groups
+// (docs/placement.md, "Not built yet").
+enum class KeyspaceState : uint8_t { kCreating = 1, kActive = 2, kDropping = 3 };
+std::string_view state_name(KeyspaceState state);
+
 inline constexpr std::string_view kDefaultKeyspace = "default";
 inline constexpr uint32_t kPartitionsMax = 4096;
 inline constexpr uint32_t kReplicasMax = 7;
@@ -37,6 +44,7 @@ struct Keyspace {
   uint32_t read_quorum = 0;
   std::string merge;
   uint64_t first_group = 0;  // set by the meta group at creation
+  KeyspaceState state = KeyspaceState::kActive;
 
   uint64_t group_of_partition(uint32_t partition) const { return first_group + partition; }
   friend bool operator==(const Keyspace&, const Keyspace&) = default;
@@ -61,8 +69,9 @@ class Catalog {
   // The keyspace `key` belongs to: the longest defined K with "K:" a prefix
   // of the key, else "default" (null only if no default is defined).
   const Keyspace* keyspace_of(std::string_view key) const;
-  // The Raft group that holds `key`.
-  uint64_t group_of(std::string_view key) const;
+  // The Raft group that holds `key`, or 0 when its keyspace is being
+  // created or dropped (`why` says which).
+  uint64_t group_of(std::string_view key, std::string* why = nullptr) const;
   const std::map<std::string, Keyspace>& all() const { return keyspaces_; }
 
  private:

@@ -154,17 +154,39 @@ TEST(KvStateMachine, KeyspacesAreCreatedWithTheirOwnGroupsAndDroppedOnce) {
   ASSERT_TRUE(where.ok());
   EXPECT_EQ(where->size(), 2u);
 
-  applied = meta.apply({test_support::kv_entry(6, test_support::kv_command(9, 5, CommandOp::kDropKeyspace, "app")),
-                        test_support::kv_entry(7, test_support::kv_command(9, 6, CommandOp::kDropKeyspace, "app")),
-                        test_support::kv_entry(8, test_support::kv_command(9, 7, CommandOp::kDropKeyspace, "default")),
-                        test_support::kv_entry(9, create_keyspace(8, "app", 4))},
+  EXPECT_EQ(app->state, placement::KeyspaceState::kCreating);
+
+  // creating -> active -> dropping -> gone, each step allowed once.
+  auto step = [&](uint64_t index, CommandOp op, const std::string& name) {
+    return test_support::kv_entry(index, test_support::kv_command(9, index, op, name));
+  };
+  applied = meta.apply({step(6, CommandOp::kForgetKeyspace, "app"),
+                        step(7, CommandOp::kActivateKeyspace, "app"),
+                        step(8, CommandOp::kActivateKeyspace, "app"),
+                        step(9, CommandOp::kDropKeyspace, "app"),
+                        step(10, CommandOp::kDropKeyspace, "app"),
+                        step(11, CommandOp::kActivateKeyspace, "app"),
+                        step(12, CommandOp::kForgetKeyspace, "app"),
+                        step(13, CommandOp::kDropKeyspace, "app"),
+                        step(14, CommandOp::kDropKeyspace, "default"),
+                        test_support::kv_entry(15, create_keyspace(15, "app", 4))},
                        nullptr);
   ASSERT_TRUE(applied.ok()) << applied.error().to_string();
-  EXPECT_EQ((*applied)[0].reply->integer, 1);
-  EXPECT_NE((*applied)[1].reply->error.find("no keyspace"), std::string::npos);
-  EXPECT_NE((*applied)[2].reply->error.find("cannot be dropped"), std::string::npos);
+  auto error_of = [&](size_t i) { return (*applied)[i].reply->error; };
+  EXPECT_NE(error_of(0).find("is creating"), std::string::npos) << "forget before drop";
+  EXPECT_EQ((*applied)[1].reply->integer, 1);
+  EXPECT_NE(error_of(2).find("is active"), std::string::npos);
+  EXPECT_EQ((*applied)[3].reply->integer, 1);
+  EXPECT_NE(error_of(4).find("is dropping"), std::string::npos);
+  EXPECT_NE(error_of(5).find("is dropping"), std::string::npos);
+  EXPECT_EQ((*applied)[6].reply->integer, 1);
+  EXPECT_NE(error_of(7).find("no keyspace"), std::string::npos);
+  EXPECT_NE(error_of(8).find("cannot be dropped"), std::string::npos);
   // Created again, it gets new groups: a dropped keyspace's groups are never reused.
-  EXPECT_EQ((*applied)[3].reply->integer, static_cast<int64_t>(kFirstKeyspaceGroup + 24));
+  EXPECT_EQ((*applied)[9].reply->integer, static_cast<int64_t>(kFirstKeyspaceGroup + 24));
+  records = meta.scan(kKeyspaceRecordPrefix, 100);
+  ASSERT_TRUE(records.ok());
+  ASSERT_EQ(records->size(), 2u) << "app (again) and app:users";
 }
 
 TEST(KvStateMachine, AKeyspaceWithoutAPlacementForEachPartitionIsRefused) {

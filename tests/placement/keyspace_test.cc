@@ -33,6 +33,25 @@ TEST(Keyspace, AKeyBelongsToTheLongestDefinedPrefixBeforeAColonElseDefault) {
   EXPECT_EQ(catalog.keyspace_of("app:users:42")->name, "app");
 }
 
+TEST(Keyspace, KeysOfAKeyspaceBeingCreatedOrDroppedAreRoutedNowhere) {
+  Catalog catalog;
+  catalog.put(keyspace("default", 4, 2));
+  Keyspace app = keyspace("app", 8, 100);
+  app.state = KeyspaceState::kCreating;
+  catalog.put(app);
+  std::string why;
+  EXPECT_EQ(catalog.group_of("app:1", &why), 0u);
+  EXPECT_EQ(why, "keyspace 'app' is being created");
+  app.state = KeyspaceState::kDropping;
+  catalog.put(app);
+  EXPECT_EQ(catalog.group_of("app:1", &why), 0u);
+  EXPECT_EQ(why, "keyspace 'app' is being dropped");
+  app.state = KeyspaceState::kActive;
+  catalog.put(app);
+  EXPECT_EQ(catalog.group_of("app:1"), 100 + partition_of("app:1", 8));
+  EXPECT_NE(catalog.group_of("other:1"), 0u) << "other keys are served throughout";
+}
+
 TEST(Keyspace, BadDescriptorsAreRefusedWithTheReason) {
   auto refused = [](Keyspace k, const std::string& words) {
     base::Status s = validate(k);
@@ -75,6 +94,15 @@ TEST(Keyspace, DescriptorsRoundTripAndDamagedOnesDoNotDecode) {
     EXPECT_FALSE(decode_keyspace(bytes.substr(0, cut)).ok()) << "cut at " << cut;
   }
   EXPECT_FALSE(decode_keyspace(bytes + "x").ok());
+  // Format 1 had no state byte: read as active.
+  std::string v1 = bytes.substr(0, bytes.size() - 1);
+  v1[0] = 1;
+  auto old = decode_keyspace(v1);
+  ASSERT_TRUE(old.ok()) << old.error().to_string();
+  EXPECT_EQ(old->state, KeyspaceState::kActive);
+  std::string bad_state = bytes;
+  bad_state.back() = 9;
+  EXPECT_FALSE(decode_keyspace(bad_state).ok());
 }
 
 }  // namespace
