@@ -476,14 +476,16 @@ Result<std::vector<AppliedEntry>> KvStateMachine::apply(const std::vector<raft::
     }
     const std::string key = data_key(command.key);
     const std::string expiry = expiry_key(command.key);
+    // The catalog's commands name a keyspace, not a key: nothing to read.
+    const bool catalog = command.op >= CommandOp::kCreateKeyspace;
     // A plain SET replaces whatever is there: it need not read it.
-    const bool blind = command.op == CommandOp::kPut ||
+    const bool blind = catalog || command.op == CommandOp::kPut ||
                        (command.op == CommandOp::kSet &&
                         (command.flags & (kSetIfAbsent | kSetIfPresent | kSetReturnOld)) == 0);
-    Result<std::optional<std::string>> current =
-        blind ? Result<std::optional<std::string>>(std::optional<std::string>()) : overlay.get(key);
+    const Result<std::optional<std::string>> absent = std::optional<std::string>();
+    Result<std::optional<std::string>> current = blind ? absent : overlay.get(key);
     if (!current) return current.error();
-    Result<std::optional<std::string>> ttl = overlay.get(expiry);
+    Result<std::optional<std::string>> ttl = catalog ? absent : overlay.get(expiry);
     if (!ttl) return ttl.error();
     if (ttl->has_value()) {
       const std::optional<uint64_t> at = decode_expiry(**ttl);

@@ -47,7 +47,8 @@ enum class CommandOp : uint8_t {
   kAppend = 5,  // value
   kSet = 6,     // value, with `flags` (Redis's SET NX / XX / GET)
   kGetDel = 7,  // deletes; replies with the old value
-  // The meta group's catalog; a keyspace goes creating -> active ->
+  // The meta group's catalog (these stay the last ops: the state machine
+  // tells them by op >= kCreateKeyspace); a keyspace goes creating -> active ->
   // dropping -> gone, each step its own command (key = the name), so that
   // every member can learn of a step before the next (docs/placement.md).
   // kCreateKeyspace: value = the encoded placement::Keyspace, expected = its

@@ -400,10 +400,11 @@ void Node::take_ready() {
       it->second.read_index = state.index;
     }
   }
-  // Committed entries below the first new one are already durable here (a
-  // leader counts itself only once its entries are on disk, and a follower
-  // learns a commit index at most what it acknowledged): applying them now,
-  // while this Ready's own write runs, saves a client one fsync of waiting.
+  // Committed entries below this Ready's first new one are durable here: the
+  // previous Ready was persisted before this one was taken. (Committed alone
+  // would not do: a leader can commit on its followers' acknowledgements
+  // before its own disk has the entry.) Applying them now, beside this
+  // Ready's own write, saves a client one fsync of waiting.
   const bool apply_now =
       !rd.committed_entries.empty() &&
       (rd.entries.empty() || rd.committed_entries.back().index < rd.entries.front().index);

@@ -300,12 +300,22 @@ struct NodeHost::Impl {
   // forwarded in one frame from a peer) goes into one Raft proposal.
   void touch(uint64_t group_id) {
     dirty.insert(group_id);
-    if (drain_posted) return;
-    drain_posted = true;
-    asio::post(loop, [this, alive_check = std::weak_ptr<bool>(alive)] {
+    at_end_of_turn(drain_posted, &Impl::drain_dirty);
+  }
+
+  void drain_dirty() {
+    for (uint64_t group : std::exchange(dirty, {})) drain(group);
+  }
+
+  // Runs `work` once, after what is already queued on the loop, however
+  // often this is called before then; `posted` remembers that it is queued.
+  void at_end_of_turn(bool& posted, void (Impl::*work)()) {
+    if (posted) return;
+    posted = true;
+    asio::post(loop, [this, &posted, work, alive_check = std::weak_ptr<bool>(alive)] {
       if (alive_check.expired()) return;
-      drain_posted = false;
-      for (uint64_t group : std::exchange(dirty, {})) drain(group);
+      posted = false;
+      (this->*work)();
     });
   }
 
@@ -323,12 +333,7 @@ struct NodeHost::Impl {
       }
       outbox[envelope.to.value()].push_back(std::move(envelope.message));
     }
-    if (!outbox.empty() && !flush_posted) {
-      flush_posted = true;
-      asio::post(loop, [this, alive_check = std::weak_ptr<bool>(alive)] {
-        if (!alive_check.expired()) flush();
-      });
-    }
+    if (!outbox.empty()) at_end_of_turn(flush_posted, &Impl::flush);
     for (auto& [id, response] : out.responses) {
       auto it = waiting.find(id);
       if (it == waiting.end()) continue;
@@ -348,7 +353,6 @@ struct NodeHost::Impl {
 
   // Sends what this turn of the loop produced: one frame per peer.
   void flush() {
-    flush_posted = false;
     if (stopped) return;
     std::map<uint64_t, std::vector<node::PeerMessage>> sending = std::move(outbox);
     outbox.clear();
