@@ -5,6 +5,8 @@
 #include <limits>
 #include <memory>
 
+#include <nlohmann/json.hpp>
+
 #include "base/decimal.h"
 
 namespace synod::api {
@@ -295,8 +297,51 @@ void incr_by(Session& session, const std::string& key, int64_t delta, RespWriter
 
 constexpr std::string_view kCommands[] = {
     "append", "auth",  "cas",   "client", "command", "config", "decr",   "decrby", "del",
-    "echo",   "exists", "get",  "getdel", "hello",   "incr",   "incrby", "info",   "mget",   "mset",
-    "ping",   "quit",  "select", "set",   "strlen"};
+    "echo",   "exists", "get",  "getdel", "hello",   "incr",   "incrby", "info",   "keyspace",
+    "mget",   "mset",  "ping",  "quit",   "select",  "set",    "strlen"};
+
+// KEYSPACE CREATE name [option value]... | LIST | DESCRIBE name | DROP name.
+void keyspace(Args& args, RespWriter& out, Store& store, Done done) {
+  using Op = placement::KeyspaceCall::Op;
+  const size_t n = args.size();
+  const std::string sub = n >= 2 ? lower(args[1]) : "";
+  placement::KeyspaceCall call;
+  if (sub == "list" && n == 2) {
+    call.op = Op::kList;
+  } else if ((sub == "describe" || sub == "drop") && n == 3) {
+    call.op = sub == "drop" ? Op::kDrop : Op::kDescribe;
+    call.name = args[2];
+  } else if (sub == "create" && n >= 3 && n % 2 == 1) {
+    call.op = Op::kCreate;
+    call.name = args[2];
+    for (size_t i = 3; i + 1 < n; i += 2) call.options.emplace_back(args[i], args[i + 1]);
+  } else {
+    out.error("ERR usage: KEYSPACE CREATE name [MODE strong] [REPLICAS n] [PARTITIONS n] "
+              "[ZONE-POLICY spread|any] | KEYSPACE LIST | KEYSPACE DESCRIBE name | "
+              "KEYSPACE DROP name");
+    return done();
+  }
+  const Op op = call.op;
+  store.keyspace(std::move(call), [&out, op, done = std::move(done)](
+                                      base::Result<std::string> answer) {
+    if (!answer) {
+      const bool retry = answer.error().code() == base::Errc::kUnavailable;
+      out.error((retry ? "TRYAGAIN " : "ERR ") + answer.error().message());
+    } else if (op == Op::kList) {
+      // The names, as Redis lists things; DESCRIBE gives the rest.
+      const nlohmann::json list = nlohmann::json::parse(*answer, nullptr, false);
+      out.array(list.is_array() ? list.size() : 0);
+      if (list.is_array()) {
+        for (const nlohmann::json& k : list) out.bulk(k.value("name", std::string()));
+      }
+    } else if (op == Op::kDrop) {
+      out.simple("OK");
+    } else {
+      out.bulk(*answer);
+    }
+    done();
+  });
+}
 
 }  // namespace
 
@@ -389,6 +434,7 @@ void execute(Session& session, Args args, RespWriter& out, Store& store, Done do
     }
     return done();
   }
+  if (name == "keyspace") return keyspace(args, out, store, std::move(done));
   if (name == "info") {
     std::string text = "# Server\r\nredis_version:7.0.15\r\nsynod:1\r\nredis_mode:standalone\r\n"
                        "\r\n# Synod\r\n" + store.info();

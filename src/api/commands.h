@@ -14,6 +14,7 @@
 
 #include "api/resp.h"
 #include "node/node.h"
+#include "placement/keyspace.h"
 
 namespace synod::api {
 
@@ -24,6 +25,10 @@ class Store {
   virtual void submit(node::Request request, std::function<void(node::Response)> done) = 0;
   // Lines for INFO's "# Synod" section ("key:value\r\n" each).
   virtual std::string info() = 0;
+  // KEYSPACE: `done` (on the caller's loop) gets the answer as JSON, or an
+  // error (runtime::NodeHost::keyspace_call).
+  virtual void keyspace(placement::KeyspaceCall call,
+                        std::function<void(base::Result<std::string>)> done) = 0;
 };
 
 struct Session {

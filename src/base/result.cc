@@ -17,6 +17,7 @@ std::string_view errc_name(Errc code) {
     case Errc::kIo: return "i/o error";
     case Errc::kNoSpace: return "no space left on device";
     case Errc::kStoreFailed: return "store failed";
+    case Errc::kNotFound: return "not found";
   }
   return "unknown error";
 }

@@ -39,6 +39,8 @@ enum class Errc {
   // A durable write failed earlier; the store refuses writes until restarted
   // and recovered (a failed fsync leaves the page cache untrustworthy).
   kStoreFailed,
+  // What was asked for does not exist (a keyspace name nobody created).
+  kNotFound,
 };
 
 std::string_view errc_name(Errc code);

@@ -69,8 +69,11 @@ int run_bench(const BenchOptions& options);
 struct CtlOptions {
   std::string admin = "127.0.0.1:7381";
   std::string command;
-  std::vector<std::string> args;  // locate: the key
+  std::vector<std::string> args;  // locate: the key; keyspace: the verb and the name
   bool json = false;
+  // keyspace create (empty: the node's default)
+  std::string mode, replicas, partitions, zone_policy;
+  bool no_wait = false;  // keyspace create/drop: return once committed
 };
 int run_ctl(const CtlOptions& options);
 

@@ -2,9 +2,12 @@
 // (a table) or a script (--json).
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <cstdio>
+#include <functional>
 #include <optional>
 #include <string>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
@@ -31,36 +34,176 @@ std::optional<int> fetch(const CtlOptions& options, const std::string& path, std
   return std::nullopt;
 }
 
+// Percent-encodes all but the unreserved characters.
+std::string url_encode(const std::string& text) {
+  std::string out;
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      char hex[4];
+      std::snprintf(hex, sizeof hex, "%%%02X", c);
+      out += hex;
+    }
+  }
+  return out;
+}
+
 int locate(const CtlOptions& options) {
   if (options.args.size() != 1) {
     std::fprintf(stderr, "synod ctl: usage: synod ctl --admin HOST:PORT locate KEY\n");
     return 2;
   }
-  std::string path = "/locate?key=";
-  for (unsigned char c : options.args[0]) {  // percent-encode all but unreserved
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      path += static_cast<char>(c);
-    } else {
-      char hex[4];
-      std::snprintf(hex, sizeof hex, "%%%02X", c);
-      path += hex;
-    }
-  }
+  const std::string path = "/locate?key=" + url_encode(options.args[0]);
   std::string body;
   if (std::optional<int> done = fetch(options, path, &body)) return *done;
   try {
     const nlohmann::json json = nlohmann::json::parse(body);
     const uint64_t leader = json.at("leader").get<uint64_t>();
-    std::printf("partition %llu (group %llu), leader %s\n",
+    std::printf("keyspace %s, partition %llu (group %llu), leader %s%s\n",
+                json.value("keyspace", std::string("default")).c_str(),
                 static_cast<unsigned long long>(json.at("partition").get<uint64_t>()),
                 static_cast<unsigned long long>(json.at("group").get<uint64_t>()),
-                leader == 0 ? "unknown" : ("node " + std::to_string(leader)).c_str());
+                leader == 0 ? "unknown" : ("node " + std::to_string(leader)).c_str(),
+                json.contains("not_served")
+                    ? (" (not served now: " + json["not_served"].get<std::string>() + ")").c_str()
+                    : "");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "synod ctl: %s answered something unexpected: %s\n",
                  options.admin.c_str(), e.what());
     return 1;
   }
   return 0;
+}
+
+int print_keyspaces(const std::string& body) {
+  const nlohmann::json list = nlohmann::json::parse(body);
+  std::printf("%-24s %-9s %-9s %-11s %-9s\n", "KEYSPACE", "MODE", "REPLICAS", "PARTITIONS",
+              "STATE");
+  for (const nlohmann::json& k : list) {
+    std::printf("%-24s %-9s %-9llu %-11llu %-9s\n", k.at("name").get<std::string>().c_str(),
+                k.at("mode").get<std::string>().c_str(),
+                static_cast<unsigned long long>(k.at("replicas").get<uint64_t>()),
+                static_cast<unsigned long long>(k.at("partitions").get<uint64_t>()),
+                k.at("state").get<std::string>().c_str());
+  }
+  return 0;
+}
+
+int print_keyspace(const std::string& body) {
+  const nlohmann::json k = nlohmann::json::parse(body);
+  std::printf("keyspace %s: %s, %llu partitions x %llu replicas, zones %s, %s\n",
+              k.at("name").get<std::string>().c_str(), k.at("mode").get<std::string>().c_str(),
+              static_cast<unsigned long long>(k.at("partitions").get<uint64_t>()),
+              static_cast<unsigned long long>(k.at("replicas").get<uint64_t>()),
+              k.at("zone_policy").get<std::string>().c_str(), k.at("state").get<std::string>().c_str());
+  std::printf("\n%-10s %-10s %-16s %s\n", "PARTITION", "GROUP", "REPLICAS", "LEADER");
+  for (const nlohmann::json& p : k.at("placement")) {
+    std::string replicas;
+    for (const nlohmann::json& r : p.at("replicas")) {
+      replicas += (replicas.empty() ? "" : ",") + std::to_string(r.get<uint64_t>());
+    }
+    const uint64_t leader = p.at("leader").get<uint64_t>();
+    std::printf("%-10llu %-10llu %-16s %s\n",
+                static_cast<unsigned long long>(p.at("partition").get<uint64_t>()),
+                static_cast<unsigned long long>(p.at("group").get<uint64_t>()), replicas.c_str(),
+                leader == 0 ? "-" : std::to_string(leader).c_str());
+  }
+  return 0;
+}
+
+// Polls the keyspace until `done` says so (up to 15 s); its last answer, if any.
+std::optional<base::Result<std::string>> wait_for(
+    const CtlOptions& options, const std::string& name,
+    const std::function<bool(const base::Result<std::string>&)>& done) {
+  std::optional<base::Result<std::string>> last;
+  for (int i = 0; i < 60; ++i) {
+    last = runtime::http_call(options.admin, "GET", "/keyspaces/" + url_encode(name));
+    if (done(*last)) return last;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  return std::nullopt;
+}
+
+int keyspace(const CtlOptions& options) {
+  const std::vector<std::string>& a = options.args;
+  const std::string verb = a.empty() ? "" : a[0];
+  const bool named = verb == "create" || verb == "drop" || verb == "describe";
+  if ((named && a.size() != 2) || (verb == "list" && a.size() != 1) ||
+      (!named && verb != "list")) {
+    std::fprintf(stderr,
+                 "synod ctl: usage: synod ctl --admin HOST:PORT keyspace create NAME [--mode strong] "
+                 "[--replicas 3] [--partitions 64] [--zone-policy spread] [--no-wait]\n"
+                 "                  keyspace list | describe NAME | drop NAME [--no-wait]\n");
+    return 2;
+  }
+  auto failed = [](const base::Error& error) {
+    std::fprintf(stderr, "synod ctl: %s\n", error.message().c_str());
+    return 1;
+  };
+  try {
+    if (verb == "list") {
+      auto got = runtime::http_call(options.admin, "GET", "/keyspaces");
+      if (!got) return failed(got.error());
+      if (options.json) return std::fwrite(got->data(), 1, got->size(), stdout), 0;
+      return print_keyspaces(*got);
+    }
+    const std::string name = a[1];
+    const std::string path = "/keyspaces/" + url_encode(name);
+    if (verb == "describe") {
+      auto got = runtime::http_call(options.admin, "GET", path);
+      if (!got) return failed(got.error());
+      if (options.json) return std::fwrite(got->data(), 1, got->size(), stdout), 0;
+      return print_keyspace(*got);
+    }
+    if (verb == "create") {
+      std::string query;
+      auto add = [&](const char* option, const std::string& value) {
+        if (value.empty()) return;
+        query += (query.empty() ? "?" : "&") + std::string(option) + "=" + url_encode(value);
+      };
+      add("mode", options.mode);
+      add("replicas", options.replicas);
+      add("partitions", options.partitions);
+      add("zone-policy", options.zone_policy);
+      auto got = runtime::http_call(options.admin, "POST", path + query);
+      if (!got) return failed(got.error());
+      if (!options.no_wait) {
+        auto active = wait_for(options, name, [](const base::Result<std::string>& r) {
+          return r && nlohmann::json::parse(*r).value("state", "") == "active";
+        });
+        if (!active) {
+          std::fprintf(stderr, "synod ctl: keyspace %s was created but is not active after 15 s\n",
+                       name.c_str());
+          return 1;
+        }
+        got = std::move(**active);
+      }
+      if (options.json) return std::fwrite(got->data(), 1, got->size(), stdout), 0;
+      return print_keyspace(*got);
+    }
+    // drop
+    auto got = runtime::http_call(options.admin, "DELETE", path);
+    if (!got) return failed(got.error());
+    if (!options.no_wait) {
+      auto gone = wait_for(options, name, [](const base::Result<std::string>& r) {
+        return !r && r.error().code() == base::Errc::kNotFound;
+      });
+      if (!gone) {
+        std::fprintf(stderr, "synod ctl: keyspace %s is dropping but not gone after 15 s\n",
+                     name.c_str());
+        return 1;
+      }
+    }
+    std::printf("keyspace %s %s\n", name.c_str(),
+                options.no_wait ? "is dropping (its keys are refused until it is gone)"
+                                : "dropped; its keys belong to default again");
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "synod ctl: %s answered something unexpected: %s\n",
+                 options.admin.c_str(), e.what());
+    return 1;
+  }
 }
 
 }  // namespace
@@ -76,8 +219,10 @@ int run_ctl(const CtlOptions& options) {
     return 0;
   }
   if (options.command == "locate") return locate(options);
+  if (options.command == "keyspace") return keyspace(options);
   if (options.command != "status") {
-    std::fprintf(stderr, "synod ctl: unknown command \"%s\" (try: status, metrics, locate KEY)\n",
+    std::fprintf(stderr,
+                 "synod ctl: unknown command \"%s\" (try: status, metrics, locate KEY, keyspace)\n",
                  options.command.c_str());
     return 2;
   }

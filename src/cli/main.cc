@@ -133,11 +133,21 @@ int main(int argc, char** argv) {
   ctl_cmd->add_option("--admin", ctl.admin, "The node's admin address, HOST:PORT")
       ->capture_default_str();
   ctl_cmd->add_option("command", ctl.command,
-                      "status (the node, its groups and its peers), metrics (Prometheus text) "
-                      "or locate KEY (the key's partition and its leader)")
+                      "status (the node, its groups and its peers), metrics (Prometheus text), "
+                      "locate KEY (the key's keyspace, partition and leader), or keyspace "
+                      "create NAME | list | describe NAME | drop NAME")
       ->required();
-  ctl_cmd->add_option("args", ctl.args, "The command's arguments (locate: the key)");
+  ctl_cmd->add_option("args", ctl.args,
+                      "The command's arguments (locate: the key; keyspace: the verb and name)");
   ctl_cmd->add_flag("--json", ctl.json, "Print the JSON the node returned, for scripts");
+  ctl_cmd->add_option("--mode", ctl.mode, "keyspace create: strong (eventual: not yet served)");
+  ctl_cmd->add_option("--replicas", ctl.replicas, "keyspace create: replicas per partition, 1-7 (3)");
+  ctl_cmd->add_option("--partitions", ctl.partitions,
+                      "keyspace create: partitions, a power of two up to 4096 (4)");
+  ctl_cmd->add_option("--zone-policy", ctl.zone_policy, "keyspace create: spread or any (spread)");
+  ctl_cmd->add_flag("--no-wait", ctl.no_wait,
+                    "keyspace create/drop: return once the meta group committed it, not when "
+                    "the keyspace is active (or gone)");
   CLI11_PARSE(app, argc, argv);
   if (ctl_cmd->parsed()) return synod::cli::run_ctl(ctl);
   if (bench_cmd->parsed()) return synod::cli::run_bench(bench);

@@ -40,6 +40,10 @@ class HostStore final : public api::Store {
     }
     return text;
   }
+  void keyspace(placement::KeyspaceCall call,
+                std::function<void(base::Result<std::string>)> done) override {
+    host_.keyspace_call(std::move(call), std::move(done));
+  }
 
  private:
   runtime::NodeHost& host_;
@@ -115,6 +119,10 @@ base::Result<Running> launch(asio::io_context& loop, runtime::NodeHostOptions ho
     runtime::AdminHandlers handlers;
     handlers.status_json = [node] { return node->status_json(); };
     handlers.locate_json = [node](const std::string& key) { return node->locate_json(key); };
+    handlers.keyspaces = [node](placement::KeyspaceCall call,
+                                std::function<void(base::Result<std::string>)> done) {
+      node->keyspace_call(std::move(call), std::move(done));
+    };
     handlers.metrics_text = [node, metrics, server] {
       node->export_metrics(*metrics);
       metrics->describe("synod_clients", "gauge", "Client connections open");

@@ -285,6 +285,7 @@ void KvStateMachine::remember_session(uint64_t client_id, std::string record) {
 }
 
 Status KvStateMachine::load() {
+  ++catalog_version_;
   sessions_.clear();
   sessions_bytes_ = 0;
   Result<std::optional<std::string>> stored = engine_->get(meta_key());
@@ -348,9 +349,11 @@ Result<std::vector<AppliedEntry>> KvStateMachine::apply(const std::vector<raft::
   AppliedState next = applied_;
   // Dedupe records this batch writes; cached once the engine holds them.
   std::vector<std::pair<uint64_t, std::string>> sessions_written;
+  bool catalog_changed = false;
   // The catalog's records: the keyspace (with the groups it is handed), its
   // placement, and the next free group, all in this batch.
   auto create_keyspace = [&](const Command& command) -> Result<CommandReply> {
+    if (group_.value() != kMetaGroupId) return error_reply("ERR catalog commands belong to the meta group");
     Result<placement::Keyspace> keyspace = placement::decode_keyspace(command.value);
     if (!keyspace) return error_reply("ERR " + keyspace.error().message());
     Result<placement::Placement> where =
@@ -381,10 +384,12 @@ Result<std::vector<AppliedEntry>> KvStateMachine::apply(const std::vector<raft::
     overlay.put(record, placement::encode_keyspace(*keyspace));
     overlay.put(data_key(std::string(kPlacementRecordPrefix) + keyspace->name), command.expected);
     overlay.put(next_key, std::move(next_value));
+    catalog_changed = true;
     return integer_reply(static_cast<int64_t>(first));
   };
   // The later steps of a keyspace's life: each allowed from one state only.
   auto step_keyspace = [&](const Command& command) -> Result<CommandReply> {
+    if (group_.value() != kMetaGroupId) return error_reply("ERR catalog commands belong to the meta group");
     const std::string record = data_key(std::string(kKeyspaceRecordPrefix) + command.key);
     Result<std::optional<std::string>> existing = overlay.get(record);
     if (!existing) return existing.error();
@@ -410,6 +415,7 @@ Result<std::vector<AppliedEntry>> KvStateMachine::apply(const std::vector<raft::
       keyspace->state = command.op == CommandOp::kDropKeyspace ? State::kDropping : State::kActive;
       overlay.put(record, placement::encode_keyspace(*keyspace));
     }
+    catalog_changed = true;
     return integer_reply(1);
   };
   for (const raft::Entry& entry : entries) {
@@ -605,8 +611,22 @@ Result<std::vector<AppliedEntry>> KvStateMachine::apply(const std::vector<raft::
   overlay.batch().put(meta_key(), encode_applied(next));
   if (Status status = engine_->write(overlay.batch(), options); !status) return status.error();
   applied_ = std::move(next);
+  if (catalog_changed) ++catalog_version_;
   for (auto& [client, record] : sessions_written) remember_session(client, std::move(record));
   return out;
+}
+
+Status KvStateMachine::remove_all(WriteOptions options) {
+  WriteBatch batch;
+  for (char kind : {'d', 's', 'x', 'm'}) {
+    const std::string begin = prefix(kind);
+    batch.delete_range(begin, prefix_end(begin));
+  }
+  if (Status status = engine_->write(batch, options); !status) return status;
+  applied_ = AppliedState{};
+  sessions_.clear();
+  sessions_bytes_ = 0;
+  return {};
 }
 
 Result<raft::Snapshot> KvStateMachine::snapshot() const {
@@ -735,6 +755,7 @@ Status KvStateMachine::install(const raft::Snapshot& snapshot, WriteOptions opti
   batch.put(meta_key(), encode_applied(state));
   if (Status status = engine_->write(batch, options); !status) return status;
   applied_ = std::move(state);
+  ++catalog_version_;
   sessions_.clear();
   sessions_bytes_ = 0;
   return {};

@@ -64,6 +64,8 @@ enum class CommandOp : uint8_t {
 inline constexpr std::string_view kKeyspaceRecordPrefix = "keyspace/";
 inline constexpr std::string_view kPlacementRecordPrefix = "placement/";
 inline constexpr std::string_view kNextGroupRecord = "next-group";
+// The meta group: the only group whose machine takes catalog commands.
+inline constexpr uint64_t kMetaGroupId = 1;
 // Raft groups handed to created keyspaces start here (the default keyspace
 // has groups 2 .. 4097 at most).
 inline constexpr uint64_t kFirstKeyspaceGroup = uint64_t{1} << 20;
@@ -139,6 +141,10 @@ class KvStateMachine {
   // unless nothing was ever applied.
   base::Status bootstrap(const AppliedState& state);
   const AppliedState& applied() const { return applied_; }
+  // Changes whenever the catalog's records may have changed (a catalog
+  // command applied, a snapshot installed, the state loaded): a host
+  // rereads the catalog when it differs from the value it last saw.
+  uint64_t catalog_version() const { return catalog_version_; }
   // Injected bugs (the simulator only; base/bugs.h).
   void set_bugs(base::BugSet bugs) { bugs_ = bugs; }
 
@@ -156,6 +162,11 @@ class KvStateMachine {
   // most `limit` of them (expiry is not judged: for the meta catalog).
   base::Result<std::vector<std::pair<std::string, std::string>>> scan(std::string_view start,
                                                                         size_t limit) const;
+
+  // Deletes everything this group holds (data, sessions, expiries, its
+  // applied state) in one batch: the replica is gone (its keyspace was
+  // dropped). Loading afterwards finds nothing applied.
+  base::Status remove_all(WriteOptions options = {});
 
   // A snapshot of this group's state at the applied index.
   base::Result<raft::Snapshot> snapshot() const;
@@ -186,6 +197,7 @@ class KvStateMachine {
   KvEngine* engine_;
   AppliedState applied_;
   base::BugSet bugs_;
+  uint64_t catalog_version_ = 0;
 };
 
 }  // namespace synod::node

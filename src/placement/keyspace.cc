@@ -1,6 +1,7 @@
 #include "placement/keyspace.h"
 
 #include <algorithm>
+#include <cctype>
 
 #include "base/codec.h"
 #include "placement/partition.h"
@@ -68,6 +69,55 @@ base::Status validate(const Keyspace& k) {
   }
   if (k.merge.size() > kFieldBytesMax) return bad("merge policy name too long");
   return {};
+}
+
+base::Result<Keyspace> keyspace_from_options(
+    const std::string& name, const std::vector<std::pair<std::string, std::string>>& options) {
+  Keyspace k;
+  k.name = name;
+  auto number = [&](const std::string& option, const std::string& text,
+                    uint32_t* into) -> base::Status {
+    if (text.empty() || text.size() > 9 ||
+        !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      return Error(Errc::kInvalidArgument, option + " must be a number, not \"" + text + "\"");
+    }
+    *into = static_cast<uint32_t>(std::stoul(text));
+    return {};
+  };
+  for (const auto& [raw_option, value] : options) {
+    std::string option = raw_option;
+    std::transform(option.begin(), option.end(), option.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    base::Status parsed;
+    if (option == "mode") {
+      if (value == "strong") {
+        k.mode = Mode::kStrong;
+      } else if (value == "eventual") {
+        k.mode = Mode::kEventual;
+      } else {
+        parsed = Error(Errc::kInvalidArgument, "mode must be strong or eventual, not \"" + value + "\"");
+      }
+    } else if (option == "replicas") {
+      parsed = number(option, value, &k.replicas);
+    } else if (option == "partitions") {
+      parsed = number(option, value, &k.partitions);
+    } else if (option == "zone-policy" || option == "zone_policy") {
+      k.zone_policy = value;
+    } else if (option == "w") {
+      parsed = number(option, value, &k.write_quorum);
+    } else if (option == "r") {
+      parsed = number(option, value, &k.read_quorum);
+    } else if (option == "merge") {
+      k.merge = value;
+    } else {
+      parsed = Error(Errc::kInvalidArgument,
+                     "unknown keyspace option \"" + raw_option +
+                         "\" (mode, replicas, partitions, zone-policy, w, r, merge)");
+    }
+    if (!parsed) return parsed.error();
+  }
+  if (base::Status valid = validate(k); !valid) return valid.error();
+  return k;
 }
 
 std::string encode_keyspace(const Keyspace& k) {

@@ -10,6 +10,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/result.h"
@@ -55,6 +56,23 @@ struct Keyspace {
 // known zone policy, quorums no larger than the replicas (eventual only).
 // Names are parts of a-z, 0-9, _ and - joined by ':' ("app:users").
 base::Status validate(const Keyspace& keyspace);
+
+// A keyspace named `name` from option pairs as a person writes them (ctl's
+// flags, the RESP command's arguments, the HTTP query): mode, replicas,
+// partitions, zone-policy, w, r, merge; names are case-insensitive. An
+// unknown option, a value that is not a number where one is needed, or an
+// invalid result is kInvalidArgument naming it.
+base::Result<Keyspace> keyspace_from_options(
+    const std::string& name, const std::vector<std::pair<std::string, std::string>>& options);
+
+// An administrative request about keyspaces, as ctl, the HTTP API and the
+// RESP KEYSPACE command all make it.
+struct KeyspaceCall {
+  enum class Op : uint8_t { kCreate, kDrop, kList, kDescribe };
+  Op op = Op::kList;
+  std::string name;  // kCreate, kDrop, kDescribe
+  std::vector<std::pair<std::string, std::string>> options;  // kCreate
+};
 
 std::string encode_keyspace(const Keyspace& keyspace);
 base::Result<Keyspace> decode_keyspace(std::string_view bytes);

@@ -29,6 +29,40 @@ struct AdminServer::Impl {
     return future.get();
   }
 
+  // Runs a keyspace call on the loop and waits for its answer (creating
+  // one waits for the meta group to commit it).
+  void serve_keyspaces(placement::KeyspaceCall call, httplib::Response& response) {
+    if (!handlers.keyspaces) {
+      response.status = 404;
+      response.set_content("this node serves no keyspace calls\n", "text/plain");
+      return;
+    }
+    auto promise = std::make_shared<std::promise<base::Result<std::string>>>();
+    auto future = promise->get_future();
+    asio::post(loop, [this, promise, call = std::move(call)]() mutable {
+      handlers.keyspaces(std::move(call), [promise](base::Result<std::string> answer) {
+        promise->set_value(std::move(answer));
+      });
+    });
+    if (future.wait_for(std::chrono::seconds(15)) != std::future_status::ready) {
+      response.status = 503;
+      response.set_content("the node did not answer within 15 s\n", "text/plain");
+      return;
+    }
+    base::Result<std::string> answer = future.get();
+    if (answer) {
+      response.set_content(*answer, "application/json");
+      return;
+    }
+    switch (answer.error().code()) {
+      case base::Errc::kInvalidArgument: response.status = 400; break;
+      case base::Errc::kNotFound: response.status = 404; break;
+      case base::Errc::kUnavailable: response.status = 503; break;
+      default: response.status = 500; break;
+    }
+    response.set_content(answer.error().message() + "\n", "text/plain");
+  }
+
   void serve(const std::function<std::string()>& produce, const char* type,
              httplib::Response& response) {
     auto body = on_loop(produce);
@@ -67,6 +101,28 @@ base::Status AdminServer::start() {
     impl->serve([impl, key] { return impl->handlers.locate_json(key); }, "application/json",
                 response);
   });
+  using Call = placement::KeyspaceCall;
+  impl->server.Get("/keyspaces", [impl](const httplib::Request&, httplib::Response& response) {
+    impl->serve_keyspaces(Call{Call::Op::kList, {}, {}}, response);
+  });
+  impl->server.Get(R"(/keyspaces/([^/]+))",
+                   [impl](const httplib::Request& request, httplib::Response& response) {
+                     impl->serve_keyspaces(Call{Call::Op::kDescribe, request.matches[1], {}},
+                                           response);
+                   });
+  impl->server.Post(R"(/keyspaces/([^/]+))",
+                    [impl](const httplib::Request& request, httplib::Response& response) {
+                      Call call{Call::Op::kCreate, request.matches[1], {}};
+                      for (const auto& [name, value] : request.params) {
+                        call.options.emplace_back(name, value);
+                      }
+                      impl->serve_keyspaces(std::move(call), response);
+                    });
+  impl->server.Delete(R"(/keyspaces/([^/]+))",
+                      [impl](const httplib::Request& request, httplib::Response& response) {
+                        impl->serve_keyspaces(Call{Call::Op::kDrop, request.matches[1], {}},
+                                              response);
+                      });
   if (!impl->server.bind_to_port(parts->first, parts->second)) {
     return base::Error(base::Errc::kIo, "cannot listen for the admin API on " + impl->address);
   }
@@ -81,19 +137,30 @@ void AdminServer::stop() {
 }
 
 base::Result<std::string> http_get(const std::string& address, const std::string& path) {
+  return http_call(address, "GET", path);
+}
+
+base::Result<std::string> http_call(const std::string& address, const std::string& method,
+                                    const std::string& path) {
   auto parts = split_address(address);
   if (!parts) return parts.error();
   httplib::Client client(parts->first, parts->second);
   client.set_connection_timeout(3);
-  client.set_read_timeout(5);
-  auto result = client.Get(path);
+  client.set_read_timeout(20);  // a create waits for the meta group
+  httplib::Result result = method == "POST"     ? client.Post(path)
+                           : method == "DELETE" ? client.Delete(path)
+                                                : client.Get(path);
   if (!result) {
     return base::Error(base::Errc::kIo, "cannot reach " + address + ": " +
                                             httplib::to_string(result.error()));
   }
-  if (result->status != 200) {
-    return base::Error(base::Errc::kIo, address + path + " answered " +
-                                            std::to_string(result->status) + ": " + result->body);
+  if (result->status / 100 != 2) {
+    std::string body = result->body;
+    while (!body.empty() && body.back() == '\n') body.pop_back();
+    const base::Errc code = result->status == 404   ? base::Errc::kNotFound
+                            : result->status == 400 ? base::Errc::kInvalidArgument
+                                                    : base::Errc::kIo;
+    return base::Error(code, address + " answered " + std::to_string(result->status) + ": " + body);
   }
   return result->body;
 }

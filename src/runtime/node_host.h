@@ -10,12 +10,27 @@
 // and tells the node), ticks it, and routes replies to the callers of
 // `submit`.
 //
-// Groups: the meta group (1) and the default keyspace's partitions (2..);
-// a key's partition is placement::partition_of (XXH3 and jump hash). Each
+// Groups: the meta group (1), the default keyspace's partitions (2..) and
+// the partitions of created keyspaces that the placement gives this node
+// (2^20..). A key's group comes from node::CatalogRouter: its keyspace by
+// the longest "K:" prefix, then XXH3 and jump hash into the keyspace's
+// partitions; the router also holds back keys with a ':' until this node
+// has confirmed its catalog with the meta group (a lease renewed every
+// 500 ms), and refuses keys of a keyspace being created or dropped. Each
 // group is its own node::Node; they share the WAL (one group commit for
 // all), the engine (keys prefixed by group) and the peer connections: what
 // one turn of the loop has for a peer, heartbeats of every group included,
-// goes in one frame.
+// goes in one frame. A request for a group this node holds no replica of is
+// forwarded to a node that does (the one that last answered for it first).
+//
+// Keyspaces: `keyspace_call` creates (the placement computed here over the
+// members, committed by the meta group with the keyspace in state
+// `creating`), drops, lists and describes them. When the meta group applies
+// a change, every node rereads the catalog, starts the replicas it now
+// holds (bootstrapped from the placement at index 1, as at first start) and
+// retires those of forgotten keyspaces (their data and log deleted). The
+// meta leader takes the next step (activate, forget) two leases after the
+// last (node/catalog_router.h says why that is safe).
 //
 // First start: with no WAL for the groups, the node bootstraps every group
 // with the initial members (the configuration as a snapshot at index 1, as
@@ -33,6 +48,7 @@
 
 #include "base/result.h"
 #include "node/node.h"
+#include "placement/keyspace.h"
 #include "runtime/peer_transport.h"
 
 namespace asio {
@@ -63,6 +79,8 @@ struct NodeHostOptions {
 
 struct GroupStatus {
   uint64_t group = 0;
+  std::string keyspace;    // empty for the meta group
+  uint32_t partition = 0;
   std::string role;
   uint64_t term = 0;
   uint64_t leader = 0;
@@ -114,6 +132,13 @@ class NodeHost {
   // the WAL write durations seen since the last call into its histogram.
   void export_metrics(class Metrics& metrics) const;
   uint64_t node_id() const;
+
+  // Creates, drops, lists or describes keyspaces; `done` (on the loop) gets
+  // JSON, or an error: kInvalidArgument (a bad request or one the meta
+  // group refused, in its words), kNotFound, kUnavailable (no meta leader
+  // answered in time).
+  void keyspace_call(placement::KeyspaceCall call,
+                     std::function<void(base::Result<std::string>)> done);
 
   struct Impl;
 

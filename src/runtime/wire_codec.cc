@@ -153,7 +153,7 @@ base::Result<node::Request> from_proto(const wire::Request& in) {
   const wire::Command& c = in.command();
   if (request.kind == node::Request::Kind::kWrite &&
       (c.op() < static_cast<uint32_t>(node::CommandOp::kPut) ||
-       c.op() > static_cast<uint32_t>(node::CommandOp::kGetDel))) {
+       c.op() > static_cast<uint32_t>(node::CommandOp::kForgetKeyspace))) {
     return malformed("unknown command op " + std::to_string(c.op()));
   }
   request.command.client_id = c.client_id();

@@ -108,6 +108,12 @@ class DurableLog {
   // The group's log, empty if the WAL has never seen it.
   GroupLog& group(raft::GroupId group);
   bool has_group(raft::GroupId group) const { return groups_.count(group) > 0; }
+  // Every group the WAL has records of, ascending.
+  std::vector<raft::GroupId> groups() const {
+    std::vector<raft::GroupId> out;
+    for (const auto& [id, log] : groups_) out.push_back(id);
+    return out;
+  }
   // Feeds each record of `batch` to its group, once `result` says it is durable.
   base::Status apply(const WalBatch& batch, const WalWriteResult& result);
   // Writes `batch` (waiting for it) and feeds it to the groups.

@@ -7,38 +7,15 @@ set -u
 synod="$1"
 # Below the ephemeral range (32768+), where outgoing connections take ports.
 base=$(( 10000 + ($$ % 450) * 15 ))
+nodes=3
 source "$(dirname "$0")/lib.sh"
-fail() {
-  echo "FAIL: $*"
-  for i in 1 2 3; do echo "--- node $i log (tail)"; tail -15 "$work/node$i.log"; done
-  exit 1
-}
+node_flags=(--cluster-id test-cluster --compact-every 50)
 
-client_port() { echo $(( base + $1 * 3 )); }
-peer_port() { echo $(( base + $1 * 3 + 1 )); }
-admin_port() { echo $(( base + $1 * 3 + 2 )); }
-cluster="1=127.0.0.1:$(peer_port 1),2=127.0.0.1:$(peer_port 2),3=127.0.0.1:$(peer_port 3)"
-start_node() {
-  "$synod" start --id "$1" --data-dir "$work/data$1" --client-addr "127.0.0.1:$(client_port "$1")" \
-    --peer-addr "127.0.0.1:$(peer_port "$1")" --admin-addr "127.0.0.1:$(admin_port "$1")" \
-    --initial-cluster "$cluster" --cluster-id test-cluster --compact-every 50 >>"$work/node$1.log" 2>&1 &
-  pids[$1]=$!
-  disown "${pids[$1]}"
-}
-cli() { local node=$1; shift; redis-cli -p "$(client_port "$node")" "$@" 2>&1; }
 leader() {  # of the default keyspace's first partition (group 2)
   for i in 1 2 3; do
     if cli "$i" info 2>/dev/null | grep -q '^group_2:role=leader'; then echo "$i"; return; fi
   done
 }
-wait_for() {  # wait_for SECONDS COMMAND...: until the command succeeds
-  local deadline=$(( $(date +%s%N) + $1 * 1000000000 )); shift
-  until "$@" >/dev/null 2>&1; do
-    [ "$(date +%s%N)" -lt "$deadline" ] || return 1
-    sleep 0.05
-  done
-}
-
 for i in 1 2 3; do start_node "$i"; done
 wait_for 10 sh -c "redis-cli -p $(client_port 1) set probe 1 | grep -q OK" || fail "no write succeeded within 10 s"
 
@@ -97,7 +74,7 @@ echo "$status" | grep -qE '^2 +127.0.0.1:[0-9]+ +up' || fail "ctl status does no
 # locate: every node names the same partition and leader for a key, and
 # that leader is one the node's own status shows leading the group.
 where=$("$synod" ctl --admin "127.0.0.1:$(admin_port 1)" locate 'user:42 / x') || fail "ctl locate: $where"
-echo "$where" | grep -qE '^partition [0-9]+ \(group [0-9]+\), leader node [123]$' || fail "ctl locate printed: $where"
+echo "$where" | grep -qE '^keyspace default, partition [0-9]+ \(group [0-9]+\), leader node [123]$' || fail "ctl locate printed: $where"
 for i in 2 3; do
   other_where=$("$synod" ctl --admin "127.0.0.1:$(admin_port "$i")" locate 'user:42 / x')
   [ "$other_where" = "$where" ] || fail "node $i locates the key elsewhere: $other_where (node 1: $where)"

@@ -6,25 +6,10 @@ set -u
 synod="$1"
 # Below the ephemeral range (32768+), where outgoing connections take ports.
 base=$(( 24000 + ($$ % 350) * 20 ))
+nodes=5
+log_lines=8
 source "$(dirname "$0")/lib.sh"
-fail() {
-  echo "FAIL: $*"
-  for i in 1 2 3 4 5; do echo "--- node $i"; tail -8 "$work/node$i.log"; done
-  exit 1
-}
-client_port() { echo $(( base + $1 * 3 )); }
-peer_port() { echo $(( base + $1 * 3 + 1 )); }
-admin_port() { echo $(( base + $1 * 3 + 2 )); }
-cluster=""
-for i in 1 2 3 4 5; do cluster+="${cluster:+,}$i=127.0.0.1:$(peer_port "$i")"; done
-for i in 1 2 3 4 5; do
-  "$synod" start --id "$i" --data-dir "$work/data$i" --client-addr "127.0.0.1:$(client_port "$i")" \
-    --peer-addr "127.0.0.1:$(peer_port "$i")" --admin-addr "127.0.0.1:$(admin_port "$i")" \
-    --initial-cluster "$cluster" >"$work/node$i.log" 2>&1 &
-  pids[$i]=$!
-  disown "${pids[$i]}"
-done
-cli() { local node=$1; shift; redis-cli -p "$(client_port "$node")" "$@" 2>&1; }
+for i in 1 2 3 4 5; do start_node "$i"; done
 for _ in $(seq 1 200); do [ "$(cli 1 set ready 1)" = "OK" ] && break; sleep 0.05; done
 [ "$(cli 1 get ready)" = "1" ] || fail "the cluster did not start serving"
 

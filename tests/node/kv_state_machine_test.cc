@@ -187,6 +187,14 @@ TEST(KvStateMachine, KeyspacesAreCreatedWithTheirOwnGroupsAndDroppedOnce) {
   records = meta.scan(kKeyspaceRecordPrefix, 100);
   ASSERT_TRUE(records.ok());
   ASSERT_EQ(records->size(), 2u) << "app (again) and app:users";
+
+  // Only the meta group keeps a catalog.
+  KvStateMachine data(raft::GroupId{2}, &engine);
+  ASSERT_TRUE(data.bootstrap(AppliedState{LogIndex{1}, Term{1}, three()}).ok());
+  applied = data.apply({test_support::kv_entry(2, create_keyspace(1, "other", 4))}, nullptr);
+  ASSERT_TRUE(applied.ok());
+  EXPECT_NE((*applied)[0].reply->error.find("belong to the meta group"), std::string::npos);
+  EXPECT_TRUE(data.scan("", 10)->empty());
 }
 
 TEST(KvStateMachine, AKeyspaceWithoutAPlacementForEachPartitionIsRefused) {
@@ -228,6 +236,37 @@ TEST(KvStateMachine, ARetryOfALargeReplyIsAnsweredFromTheEngineNotAnOlderRemembe
   ASSERT_TRUE(applied.ok());
   EXPECT_TRUE((*applied)[0].deduplicated);
   EXPECT_EQ((*applied)[0].reply->value, std::optional<std::string>(big));
+}
+
+}  // namespace
+}  // namespace synod::node
+
+namespace synod::node {
+namespace {
+
+// A dropped keyspace's replica takes everything of its group with it, and
+// nothing of a neighbouring group.
+TEST(KvStateMachine, RemovingAReplicaDeletesItsGroupOnly) {
+  storage::MemKvEngine engine;
+  raft::ConfState conf;
+  conf.voters = {NodeId{1}};
+  KvStateMachine gone(GroupId{7}, &engine);
+  KvStateMachine kept(GroupId{8}, &engine);
+  for (KvStateMachine* machine : {&gone, &kept}) {
+    ASSERT_TRUE(machine->bootstrap(AppliedState{LogIndex{1}, Term{1}, conf}).ok());
+    Command put = kv_command(5, 1, CommandOp::kSet, "k", "v");
+    put.expire_at_ms = 1u << 30;
+    ASSERT_TRUE(machine->apply({kv_entry(2, put)}, nullptr).ok());
+  }
+  ASSERT_TRUE(gone.remove_all().ok());
+  EXPECT_EQ(gone.applied().index, LogIndex{0});
+  KvStateMachine reread(GroupId{7}, &engine);
+  ASSERT_TRUE(reread.load().ok());
+  EXPECT_EQ(reread.applied().index, LogIndex{0}) << "nothing applied is left";
+  EXPECT_FALSE(reread.get("k")->has_value());
+  EXPECT_TRUE(reread.scan("", 10)->empty());
+  EXPECT_EQ(**kept.get("k"), "v");
+  EXPECT_EQ(kept.applied().index, LogIndex{2});
 }
 
 }  // namespace

@@ -105,5 +105,28 @@ TEST(Keyspace, DescriptorsRoundTripAndDamagedOnesDoNotDecode) {
   EXPECT_FALSE(decode_keyspace(bad_state).ok());
 }
 
+TEST(Keyspace, OptionsAsAPersonWritesThemBecomeADescriptorOrAClearError) {
+  auto made = keyspace_from_options(
+      "app", {{"MODE", "strong"}, {"replicas", "2"}, {"Partitions", "64"}, {"zone-policy", "any"}});
+  ASSERT_TRUE(made.ok()) << made.error().to_string();
+  EXPECT_EQ(made->replicas, 2u);
+  EXPECT_EQ(made->partitions, 64u);
+  EXPECT_EQ(made->zone_policy, "any");
+  EXPECT_EQ(made->state, KeyspaceState::kActive) << "the meta group sets the state at creation";
+
+  auto error_of = [](std::vector<std::pair<std::string, std::string>> options) {
+    auto made = keyspace_from_options("app", options);
+    return made.ok() ? std::string("accepted") : made.error().message();
+  };
+  EXPECT_NE(error_of({{"replicas", "three"}}).find("must be a number"), std::string::npos);
+  EXPECT_NE(error_of({{"replicas", "99999999999"}}).find("must be a number"), std::string::npos);
+  EXPECT_NE(error_of({{"partitions", "48"}}).find("power of two"), std::string::npos);
+  EXPECT_NE(error_of({{"mode", "fast"}}).find("strong or eventual"), std::string::npos);
+  EXPECT_NE(error_of({{"shards", "4"}}).find("unknown keyspace option \"shards\""),
+            std::string::npos);
+  EXPECT_NE(error_of({{"w", "2"}}).find("belong to eventual"), std::string::npos);
+  EXPECT_FALSE(keyspace_from_options("App", {}).ok()) << "names are lower case";
+}
+
 }  // namespace
 }  // namespace synod::placement

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Keyspaces across three `synod start` processes: create (ctl and RESP),
+# route by the longest "K:" prefix, serve keys whose partitions live on a
+# subset of the nodes (forwarded), refuse keys of a keyspace still being
+# created, survive a SIGKILL and restart, and drop. Every process started
+# here is stopped by its PID.
+set -u
+synod="$1"
+base=$(( 17000 + ($$ % 450) * 15 ))
+nodes=3
+source "$(dirname "$0")/lib.sh"
+
+for i in 1 2 3; do start_node "$i"; done
+wait_for 10 sh -c "redis-cli -p $(client_port 1) set probe 1 | grep -q OK" || fail "no write succeeded within 10 s"
+
+# A key written before its keyspace exists stays in default (the README says so).
+[ "$(cli 1 set app:early before)" = "OK" ] || fail "SET app:early"
+
+# Create through ctl: it returns once the keyspace is active.
+out="$(ctl 1 keyspace create app --partitions 8 --replicas 2)" || fail "keyspace create app: $out"
+echo "$out" | grep -q "8 partitions x 2 replicas.*active" || fail "create printed: $out"
+# Every partition has two replicas on two different nodes.
+ctl 2 keyspace describe app --json >"$work/app.json" || fail "describe app: $(cat "$work/app.json")"
+python3 - "$work/app.json" <<'PY' || fail "app's placement is wrong: $(cat "$work/app.json")"
+import json, sys
+k = json.load(open(sys.argv[1]))
+assert k["state"] == "active" and len(k["placement"]) == 8, k
+for p in k["placement"]:
+    assert len(p["replicas"]) == 2 and len(set(p["replicas"])) == 2, p
+loads = {}
+for p in k["placement"]:
+    for r in p["replicas"]: loads[r] = loads.get(r, 0) + 1
+assert sorted(loads) == [1, 2, 3] and max(loads.values()) - min(loads.values()) <= 1, loads
+PY
+
+# Create through RESP without waiting: its keys are refused until it is active.
+[ "$(cli 2 keyspace create app:users partitions 4 replicas 1)" != "" ] || fail "KEYSPACE CREATE"
+refused="$(cli 3 set app:users:1 x)"
+echo "$refused" | grep -q "TRYAGAIN keyspace 'app:users' is being created" ||
+  fail "a key of a keyspace being created was not refused: $refused"
+wait_for 15 sh -c "$synod ctl --admin 127.0.0.1:$(admin_port 3) keyspace describe app:users --json | grep -q '\"active\"'" ||
+  fail "app:users did not become active: $(ctl 3 keyspace describe app:users)"
+
+# Writes through every node, reads through every node; with one replica per
+# partition most of these are forwarded to the node that holds it.
+for n in $(seq 1 30); do
+  node=$(( n % 3 + 1 ))
+  [ "$(cli "$node" set "app:k$n" "v$n")" = "OK" ] || fail "SET app:k$n through node $node: $(cli "$node" set "app:k$n" "v$n")"
+  [ "$(cli "$node" set "app:users:u$n" "u$n")" = "OK" ] || fail "SET app:users:u$n through node $node"
+done
+for i in 1 2 3; do
+  for n in 1 7 30; do
+    [ "$(cli "$i" get "app:k$n")" = "v$n" ] || fail "GET app:k$n through node $i: $(cli "$i" get "app:k$n")"
+    [ "$(cli "$i" get "app:users:u$n")" = "u$n" ] || fail "GET app:users:u$n through node $i"
+  done
+done
+[ "$(cli 3 incr app:users:count)" = "1" ] || fail "INCR in a one-replica keyspace"
+[ -z "$(cli 2 get app:early)" ] || fail "app:early now belongs to app, where it was never written"
+
+# The longest defined prefix wins.
+ctl 1 locate app:users:u1 | grep -q "^keyspace app:users," || fail "locate app:users:u1: $(ctl 1 locate app:users:u1)"
+ctl 1 locate app:orders:1 | grep -q "^keyspace app," || fail "locate app:orders:1: $(ctl 1 locate app:orders:1)"
+ctl 1 locate plainkey | grep -q "^keyspace default," || fail "locate plainkey: $(ctl 1 locate plainkey)"
+[ "$(cli 1 keyspace list | tr '\n' ' ')" = "app app:users default " ] || fail "KEYSPACE LIST: $(cli 1 keyspace list)"
+
+# Bad requests get a clear error and change nothing.
+out="$(ctl 1 keyspace create app --partitions 8)" && fail "a second create of app succeeded"
+echo "$out" | grep -q "already exists" || fail "second create said: $out"
+out="$(ctl 1 keyspace create other --partitions 48)" && fail "48 partitions accepted"
+echo "$out" | grep -q "power of two" || fail "48 partitions said: $out"
+out="$(ctl 1 keyspace create other --mode eventual)" && fail "an eventual keyspace was accepted"
+echo "$out" | grep -q "not served yet" || fail "eventual said: $out"
+out="$(ctl 1 keyspace drop default)" && fail "dropping default succeeded"
+echo "$out" | grep -q "cannot be dropped" || fail "drop default said: $out"
+out="$(ctl 1 keyspace describe nothere)" && fail "describe of an unknown keyspace succeeded"
+echo "$out" | grep -q "404" || fail "describe nothere said: $out"
+[ "$(cli 1 keyspace list | wc -l)" = "3" ] || fail "a refused request changed the catalog: $(cli 1 keyspace list)"
+
+# SIGKILL a node and restart it: it holds keys with a ':' until its catalog
+# is confirmed, then serves every keyspace again.
+kill -9 "${pids[2]}"
+while kill -0 "${pids[2]}" 2>/dev/null; do sleep 0.02; done
+start_node 2
+wait_for 15 sh -c "[ \"\$(redis-cli -p $(client_port 2) get app:k7)\" = v7 ]" ||
+  fail "restarted node 2 does not serve app:k7: $(cli 2 get app:k7)"
+for n in 1 2 3 29 30; do
+  [ "$(cli 2 get "app:users:u$n")" = "u$n" ] || fail "GET app:users:u$n through restarted node 2"
+done
+
+# Drop: once gone its keys belong to the next shorter prefix (app).
+out="$(ctl 3 keyspace drop app:users)" || fail "drop app:users: $out"
+[ -z "$(cli 1 get app:users:u1)" ] || fail "app:users:u1 still reads after the drop"
+[ "$(cli 1 keyspace list | tr '\n' ' ')" = "app default " ] || fail "after the drop: $(cli 1 keyspace list)"
+wait_for 5 sh -c "cat $work/node1.log $work/node2.log $work/node3.log | grep -c 'keyspace app:users partition .*: replica removed' | grep -qx 4" ||
+  fail "the dropped keyspace's 4 replicas were not all removed: $(grep -h 'replica removed' "$work"/node*.log)"
+[ "$(cli 2 get app:k30)" = "v30" ] || fail "app lost a key when app:users was dropped"
+echo "PASS"
