@@ -24,7 +24,21 @@
 //      rates (up to 2x), as leader leases do.
 //
 // So at no moment do two nodes route one key to two groups that both serve
-// it. Times are a monotonic clock in milliseconds that the host supplies.
+// it. The ReadIndex of rule 1 may be answered by the meta leader (a
+// follower forwards reads); the reply carries the index it was served at,
+// and the host (GroupHost) confirms only once its own meta replica has
+// applied that far and the catalog was reread.
+//
+// A request routed under the old catalog may still be acknowledged after
+// the step (it can wait for its group's leader up to its deadline). That
+// stays linearizable: the step acts like an operation that starts the
+// keyspace's keys afresh, and every request routed to the old group was
+// invoked before the step, so its linearization point can be placed before
+// it; every request served by the new group was routed after the step.
+// Registers are linearizable key by key (Herlihy and Wing's locality), so
+// moving one key's points does not disturb any other key.
+//
+// Times are a monotonic clock in milliseconds that the host supplies.
 // Pure: no clock, no I/O.
 #pragma once
 

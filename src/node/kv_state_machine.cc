@@ -399,6 +399,12 @@ Result<std::vector<AppliedEntry>> KvStateMachine::apply(const std::vector<raft::
     if (!existing->has_value()) return error_reply("ERR no keyspace named '" + command.key + "'");
     Result<placement::Keyspace> keyspace = placement::decode_keyspace(**existing);
     if (!keyspace) return keyspace.error();
+    // A step may name the keyspace's groups: then it is for that keyspace
+    // only, not one created again under the same name.
+    if (!command.expected.empty() && command.expected != std::to_string(keyspace->first_group)) {
+      return error_reply("ERR keyspace '" + command.key + "' is not the one with groups from " +
+                         command.expected);
+    }
     using State = placement::KeyspaceState;
     const State from = keyspace->state;
     const bool allowed = (command.op == CommandOp::kDropKeyspace && from != State::kDropping) ||

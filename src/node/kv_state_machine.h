@@ -54,6 +54,8 @@ enum class CommandOp : uint8_t {
   // kCreateKeyspace: value = the encoded placement::Keyspace, expected = its
   // encoded placement; replies with the first Raft group handed to it.
   kCreateKeyspace = 8,
+  // The later steps name the keyspace in `key`; `expected`, if not empty,
+  // is its first group in decimal, and the step is refused for any other.
   kDropKeyspace = 9,      // creating or active -> dropping
   kActivateKeyspace = 10,  // creating -> active
   kForgetKeyspace = 11,    // dropping -> gone (record and placement removed)

@@ -45,13 +45,6 @@ std::optional<uint64_t> read_handle(uint64_t incarnation, const base::Bytes& con
   return words[1];
 }
 
-Response unavailable(std::string reason) {
-  Response response;
-  response.status = Response::Status::kUnavailable;
-  response.reason = std::move(reason);
-  return response;
-}
-
 Response error_reply(std::string message) {
   Response response;
   response.reply.kind = CommandReply::Kind::kError;
@@ -60,6 +53,13 @@ Response error_reply(std::string message) {
 }
 
 }  // namespace
+
+Response unavailable(std::string reason) {
+  Response response;
+  response.status = Response::Status::kUnavailable;
+  response.reason = std::move(reason);
+  return response;
+}
 
 Node::Node(NodeOptions options, KvEngine* engine)
     : options_(std::move(options)), engine_(engine) {}
@@ -344,11 +344,12 @@ void Node::serve_reads() {
     if (p.stage == Stage::kReadReady && p.read_index <= applied) ready.push_back(handle);
   }
   for (uint64_t handle : ready) {
-    const Request& request = pending_.at(handle).request;
-    auto value = machine_->get(request.key, request.now_ms);
+    const Pending& p = pending_.at(handle);
+    auto value = machine_->get(p.request.key, p.request.now_ms);
     if (!value) return fail(value.error());
     Response response;
     response.value = std::move(*value);
+    response.reply.integer = static_cast<int64_t>(p.read_index.value());
     finish(handle, std::move(response));
   }
 }

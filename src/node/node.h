@@ -55,12 +55,18 @@ struct Request {
 struct Response {
   enum class Status : uint8_t { kOk, kUnavailable, kTimeout };
   Status status = Status::kOk;
-  CommandReply reply;                // kOk write
+  // kOk write: the state machine's answer. kOk read: `integer` is the log
+  // index the read was served at (its ReadIndex), so a node that asked
+  // another can wait until its own replica has applied that far.
+  CommandReply reply;
   std::optional<std::string> value;  // kOk read
   std::string reason;                // kUnavailable, kTimeout: for a person
 };
 
 std::string_view response_status_name(Response::Status status);
+
+// kUnavailable: never proposed, safe to retry; `reason` for a person.
+Response unavailable(std::string reason);
 
 // A request a node hands to the leader it knows, and the leader's answer.
 // `incarnation` and `id` together name the request on the sender: handles

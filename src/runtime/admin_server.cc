@@ -39,8 +39,10 @@ struct AdminServer::Impl {
     }
     auto promise = std::make_shared<std::promise<base::Result<std::string>>>();
     auto future = promise->get_future();
-    asio::post(loop, [this, promise, call = std::move(call)]() mutable {
-      handlers.keyspaces(std::move(call), [promise](base::Result<std::string> answer) {
+    // The handler is copied in: the loop may run this after the wait below
+    // gave up and the server went away.
+    asio::post(loop, [handler = handlers.keyspaces, promise, call = std::move(call)]() mutable {
+      handler(std::move(call), [promise](base::Result<std::string> answer) {
         promise->set_value(std::move(answer));
       });
     });

@@ -135,6 +135,12 @@ void WalBatch::add_hard_state(GroupId group, const raft::HardState& state) {
   records_.push_back(std::move(record));
 }
 
+void WalBatch::append(WalBatch other) {
+  for (WalRecord& record : other.records_) records_.push_back(std::move(record));
+  bytes_ += other.bytes_;
+  entries_payload_bytes_max_ = std::max(entries_payload_bytes_max_, other.entries_payload_bytes_max_);
+}
+
 void WalBatch::add_snapshot(GroupId group, const raft::SnapshotMeta& meta, SnapshotMode mode) {
   WalRecord record;
   record.type = RecordType::kSnapshot;

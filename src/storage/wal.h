@@ -86,6 +86,8 @@ class WalBatch {
   void add_entries(raft::GroupId group, std::vector<raft::Entry> entries);
   void add_hard_state(raft::GroupId group, const raft::HardState& state);
   void add_snapshot(raft::GroupId group, const raft::SnapshotMeta& meta, SnapshotMode mode);
+  // Adds every record of `other`, after these.
+  void append(WalBatch other);
   // Splits entries records so each payload is at most `payload_bytes_max`
   // (exact encoded sizes). False if one entry alone is over it; the WAL then
   // refuses the batch. `add_entries` splits at 1 MiB; `Wal::submit` fits a

@@ -65,7 +65,9 @@ TEST(CatalogRouter, ALeaseRunsFromWhenItsReadWasIssuedAndOnlyIfItAnswered) {
   router.renewal_started(1000);
   EXPECT_FALSE(router.renewal_due(5000)) << "one confirmation in flight at a time";
   router.renewal_finished(false);
-  EXPECT_FALSE(router.confirmed(1000)) << "a failed read confirms nothing";
+  EXPECT_FALSE(router.confirmed(1001)) << "a failed read confirms nothing";
+  EXPECT_FALSE(router.renewal_due(1499)) << "confirmations start renew_ms apart";
+  EXPECT_TRUE(router.renewal_due(1500));
   router.renewal_started(1500);
   router.renewal_finished(true);
   EXPECT_TRUE(router.confirmed(3499));
@@ -112,6 +114,11 @@ TEST(CatalogRouter, StepsWaitTwoLeasesFromWhenTheStateWasFirstSeen) {
   EXPECT_TRUE(router.due_steps(11999).empty());
   EXPECT_EQ(router.due_steps(12000),
             (std::vector<CatalogStep>{{CommandOp::kActivateKeyspace, "old"}}));
+  // The same name and state with other groups is another keyspace: it waits
+  // from when it is seen.
+  router.update({entry("old", (1 << 20) + 6, 2, KeyspaceState::kCreating)}, 12500);
+  EXPECT_TRUE(router.due_steps(16499).empty());
+  EXPECT_EQ(router.due_steps(16500).size(), 1u);
 }
 
 TEST(CatalogRouter, GroupsOfANodeFollowThePlacement) {

@@ -188,12 +188,30 @@ TEST(KvStateMachine, KeyspacesAreCreatedWithTheirOwnGroupsAndDroppedOnce) {
   ASSERT_TRUE(records.ok());
   ASSERT_EQ(records->size(), 2u) << "app (again) and app:users";
 
+  // A step naming other groups than the keyspace's is refused: it was meant
+  // for an earlier keyspace of that name.
+  Command stale = test_support::kv_command(9, 16, CommandOp::kActivateKeyspace, "app");
+  stale.expected = std::to_string(kFirstKeyspaceGroup);  // the first "app"'s groups
+  Command current = test_support::kv_command(9, 17, CommandOp::kActivateKeyspace, "app");
+  current.expected = std::to_string(kFirstKeyspaceGroup + 24);
+  applied = meta.apply({test_support::kv_entry(16, stale), test_support::kv_entry(17, current)},
+                       nullptr);
+  ASSERT_TRUE(applied.ok());
+  EXPECT_NE((*applied)[0].reply->error.find("not the one with groups from"), std::string::npos);
+  EXPECT_EQ((*applied)[1].reply->integer, 1);
+
   // Only the meta group keeps a catalog.
   KvStateMachine data(raft::GroupId{2}, &engine);
   ASSERT_TRUE(data.bootstrap(AppliedState{LogIndex{1}, Term{1}, three()}).ok());
-  applied = data.apply({test_support::kv_entry(2, create_keyspace(1, "other", 4))}, nullptr);
+  applied = data.apply({test_support::kv_entry(2, create_keyspace(1, "other", 4)),
+                        step(3, CommandOp::kActivateKeyspace, "app"),
+                        step(4, CommandOp::kDropKeyspace, "app"),
+                        step(5, CommandOp::kForgetKeyspace, "app")},
+                       nullptr);
   ASSERT_TRUE(applied.ok());
-  EXPECT_NE((*applied)[0].reply->error.find("belong to the meta group"), std::string::npos);
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_NE((*applied)[i].reply->error.find("belong to the meta group"), std::string::npos) << i;
+  }
   EXPECT_TRUE(data.scan("", 10)->empty());
 }
 
@@ -259,6 +277,19 @@ TEST(KvStateMachine, RemovingAReplicaDeletesItsGroupOnly) {
     ASSERT_TRUE(machine->apply({kv_entry(2, put)}, nullptr).ok());
   }
   ASSERT_TRUE(gone.remove_all().ok());
+  // Nothing of group 7 is left in the engine (data, sessions, expiries,
+  // applied state); group 8's records are all still there.
+  size_t left_of_7 = 0, left_of_8 = 0;
+  auto it = engine.iterate();
+  for (it->seek(""); it->valid(); it->next()) {
+    const std::string_view key = it->key();
+    ASSERT_GE(key.size(), 9u);
+    const uint8_t group = static_cast<uint8_t>(key[8]);
+    left_of_7 += group == 7;
+    left_of_8 += group == 8;
+  }
+  EXPECT_EQ(left_of_7, 0u);
+  EXPECT_EQ(left_of_8, 4u) << "data, session, expiry and applied state";
   EXPECT_EQ(gone.applied().index, LogIndex{0});
   KvStateMachine reread(GroupId{7}, &engine);
   ASSERT_TRUE(reread.load().ok());
