@@ -90,35 +90,6 @@ uint64_t monotonic_ms() {
 }
 
 
-// The node's WAL as the groups' logs.
-class WalLogs final : public node::GroupLogs {
- public:
-  explicit WalLogs(storage::DurableLog* log) : log_(log) {}
-  bool has(raft::GroupId group) const override { return log_->has_group(group); }
-  std::vector<raft::GroupId> groups() const override { return log_->groups(); }
-  raft::Storage& storage(raft::GroupId group) override { return log_->group(group); }
-  base::Status persist_now(
-      const std::vector<std::pair<raft::GroupId, node::PersistRequest>>& requests) override {
-    storage::WalBatch batch;
-    for (const auto& [group, request] : requests) {
-      batch.append(storage::to_wal_batch(group, request, log_->group(group)));
-    }
-    return batch.empty() ? base::Status() : log_->write(batch);
-  }
-  void set_snapshot_source(raft::GroupId group,
-                           std::function<base::Result<raft::Snapshot>()> source) override {
-    if (!source) {
-      source = [] {
-        return base::Result<raft::Snapshot>(Error(Errc::kUnavailable, "the replica was removed"));
-      };
-    }
-    log_->group(group).set_snapshot_source(std::move(source));
-  }
-
- private:
-  storage::DurableLog* log_;
-};
-
 }  // namespace
 
 struct NodeHost::Impl {
@@ -128,7 +99,7 @@ struct NodeHost::Impl {
   NodeHostOptions options;
   storage::PosixFileSystem files;
   std::unique_ptr<storage::DurableLog> log;
-  std::unique_ptr<WalLogs> logs;
+  std::unique_ptr<storage::WalGroupLogs> logs;
   std::unique_ptr<storage::RocksKvEngine> engine;
   std::unique_ptr<node::GroupHost> host;
   std::unique_ptr<PeerTransport> transport;
@@ -183,7 +154,7 @@ struct NodeHost::Impl {
     auto opened = storage::DurableLog::open(files, wal);
     if (!opened) return opened.error();
     log = std::move(*opened);
-    logs = std::make_unique<WalLogs>(log.get());
+    logs = std::make_unique<storage::WalGroupLogs>(log.get());
     auto rocks = storage::RocksKvEngine::open(dir + "/kv");
     if (!rocks) return rocks.error();
     engine = std::move(*rocks);

@@ -13,6 +13,7 @@
 #include "base/assert.h"
 #include "base/frame.h"
 #include "base/rng.h"
+#include "node/group_host.h"
 #include "node/node.h"
 #include "raft/raft.h"
 #include "sim/network.h"
@@ -75,6 +76,7 @@ base::Status SimOptions::validate() const {
   auto bad = [](std::string why) { return base::Status(base::Error(base::Errc::kInvalidArgument, why)); };
   if (nodes < 1 || nodes > 9) return bad("nodes must be between 1 and 9");
   if (clients < 1 || clients > 1000) return bad("clients must be between 1 and 1000");
+  if (partitions < 1 || partitions > 64) return bad("partitions must be between 1 and 64");
   if (duration_ns == 0) return bad("duration must be positive");
   if (liveness_bound_ns < 1'000'000'000) return bad("the liveness bound must be at least 1 s");
   return check.validate();
@@ -108,7 +110,10 @@ using node::PeerMessage;
 using node::Request;
 using node::Response;
 
-constexpr GroupId kGroup{1};
+// Group 1 is the meta group (the keyspace catalog); the default keyspace's
+// partitions are groups 2.. (node::GroupHost).
+constexpr uint64_t kMetaGroup = node::kMetaGroupId;
+constexpr uint64_t kFirstDataGroup = 2;
 constexpr uint64_t kMs = 1'000'000;
 constexpr uint64_t kSecond = 1'000 * kMs;
 constexpr uint64_t kTickNs = 10 * kMs;
@@ -129,19 +134,23 @@ struct SimNode {
   std::unique_ptr<storage::FaultyFileSystem> disk;
   std::unique_ptr<storage::MemKvEngine> engine;
   std::unique_ptr<storage::DurableLog> log;
-  std::unique_ptr<node::Node> node;
+  std::unique_ptr<storage::WalGroupLogs> logs;
+  std::unique_ptr<node::GroupHost> host;
   enum class State : uint8_t { kUp, kPaused, kDown } state = State::kUp;
   uint64_t epoch = 0;  // bumped by every crash: events of a past life are ignored
   uint64_t tick_ns = kTickNs;
   uint64_t slow_fsync_until = 0;
   bool crash_during_next_sync = false;
-  std::optional<node::PersistRequest> persisting;
+  std::map<uint64_t, node::PersistRequest> persisting;  // by group: writes in flight
   bool drain_scheduled = false;  // a deferred take_output (defer_drain)
   std::vector<std::function<void()>> backlog;  // what arrived while paused
-  // What the checks saw last.
-  Role role = Role::kFollower;
-  Term term;
-  LogIndex commit;
+  // What the checks saw last, per group.
+  struct Seen {
+    Role role = Role::kFollower;
+    Term term;
+    LogIndex commit;
+  };
+  std::map<uint64_t, Seen> seen;
   uint64_t restarts = 0;
 };
 
@@ -218,8 +227,6 @@ class Simulation {
   // ---- Set-up --------------------------------------------------------------
 
   void setup() {
-    ConfState conf;
-    for (int i = 1; i <= options_.nodes; ++i) conf.voters.push_back(NodeId{static_cast<uint64_t>(i)});
     for (int i = 1; i <= options_.nodes; ++i) {
       const uint64_t id = static_cast<uint64_t>(i);
       SimNode& n = nodes_[id];
@@ -232,7 +239,7 @@ class Simulation {
         // Up to 5% fast or slow.
         n.tick_ns = kTickNs - kTickNs / 20 + rng_.uniform(kTickNs / 10 + 1);
       }
-      bootstrap(n, conf);
+      bootstrap(n);
     }
     for (auto& [id, n] : nodes_) {
       if (!start(n)) return;
@@ -268,17 +275,40 @@ class Simulation {
     return wal;
   }
 
-  void bootstrap(SimNode& n, const ConfState& conf) {
+  // Every node's groups as the server configures them, scaled to the
+  // simulator's 10 ms tick.
+  node::GroupHostOptions host_options(uint64_t id) {
+    node::GroupHostOptions o;
+    o.node_id = id;
+    for (int i = 1; i <= options_.nodes; ++i) o.members.push_back(static_cast<uint64_t>(i));
+    o.default_partitions = static_cast<uint32_t>(options_.partitions);
+    o.node.raft.election_tick = kElectionTicks;
+    o.node.raft.heartbeat_tick = kHeartbeatTicks;
+    o.node.raft.max_size_per_msg_bytes = 1024;  // catching up takes many appends
+    o.node.raft.max_inflight_msgs = 64;
+    o.node.raft.snapshot_chunk_bytes = 2048;
+    o.node.request_timeout_ticks = kRequestTimeoutTicks;
+    o.node.compact_every_entries = 100;  // snapshots get sent often
+    o.node.report_applied = true;
+    o.node.bugs = options_.bugs;
+    o.tick_ms = kTickNs / kMs;
+    o.request_timeout_ms = kRequestTimeoutTicks * kTickNs / kMs;
+    o.router = node::RouterOptions{.lease_ms = 2000, .renew_ms = 500};
+    o.random = [this] { return rng_.next(); };
+    return o;
+  }
+
+  // The node's monotonic clock in ms: simulated time at the node's own rate
+  // (clock drift), which never jumps (CLOCK_MONOTONIC is slewed, not
+  // stepped; the timer jumps of the clock fault act on ticks).
+  uint64_t local_ms(const SimNode& n) const { return now_ / n.tick_ns * kTickNs / kMs; }
+
+  void bootstrap(SimNode& n) {
     auto log = storage::DurableLog::open(*n.disk, wal_options());
     SYNOD_ASSERT(log.ok(), "a fresh simulated disk opens");
-    storage::WalBatch batch;
-    batch.add_snapshot(kGroup, SnapshotMeta{LogIndex{1}, Term{1}, conf},
-                       storage::SnapshotMode::kInstall);
-    batch.add_hard_state(kGroup, HardState{Term{1}, NodeId{0}, LogIndex{1}});
-    SYNOD_ASSERT((*log)->write(batch).ok(), "bootstrap writes");
-    node::KvStateMachine machine(kGroup, n.engine.get());
-    SYNOD_ASSERT(machine.bootstrap(node::AppliedState{LogIndex{1}, Term{1}, conf}).ok(),
-                 "bootstrap applies");
+    storage::WalGroupLogs logs(log->get());
+    SYNOD_ASSERT(node::GroupHost::bootstrap(host_options(n.id), n.engine.get(), &logs).ok(),
+                 "bootstrap writes");
   }
 
   // Opens the node's disk and starts its process; false (with a violation)
@@ -292,33 +322,19 @@ class Simulation {
       return false;
     }
     n.log = std::move(*log);
-    node::NodeOptions options;
-    options.raft.id = NodeId{n.id};
-    options.raft.group = kGroup;
-    options.raft.storage = &n.log->group(kGroup);
-    options.raft.election_tick = kElectionTicks;
-    options.raft.heartbeat_tick = kHeartbeatTicks;
-    options.raft.random_seed = rng_.next();
-    options.raft.max_size_per_msg_bytes = 1024;  // catching up takes many appends
-    options.raft.max_inflight_msgs = 64;
-    options.raft.snapshot_chunk_bytes = 2048;
-    options.request_timeout_ticks = kRequestTimeoutTicks;
-    options.compact_every_entries = 300;
-    options.report_applied = true;
-    options.incarnation = rng_.next();
-    options.bugs = options_.bugs;
-    auto made = node::Node::create(std::move(options), n.engine.get());
+    n.logs = std::make_unique<storage::WalGroupLogs>(n.log.get());
+    auto made = node::GroupHost::open(host_options(n.id), n.engine.get(), n.logs.get(), local_ms(n));
     if (!made.ok()) {
       violation("node " + std::to_string(n.id) + " cannot start: " + made.error().to_string());
       return false;
     }
-    n.node = std::move(*made);
-    node::Node* process = n.node.get();
-    n.log->group(kGroup).set_snapshot_source([process] { return process->machine().snapshot(); });
+    n.host = std::move(*made);
     n.state = SimNode::State::kUp;
-    n.role = Role::kFollower;
-    n.term = process->raw().raft().term();
-    n.commit = process->raw().raft().log().committed();
+    n.seen.clear();
+    for (uint64_t g : n.host->groups()) {
+      const Raft& raft = n.host->group(g)->raw().raft();
+      n.seen[g] = SimNode::Seen{Role::kFollower, raft.term(), raft.log().committed()};
+    }
     const uint64_t epoch = n.epoch;
     const uint64_t id = n.id;
     schedule(n.tick_ns, [this, id, epoch] { tick(id, epoch); });
@@ -386,8 +402,8 @@ class Simulation {
       result_.stats.clock_jumps++;
       trace("n" + std::to_string(id) + " clock jumps " + std::to_string(ticks) + " ticks");
     }
-    for (int i = 0; i < ticks && n->node; ++i) {
-      n->node->tick();
+    for (int i = 0; i < ticks && n->host; ++i) {
+      n->host->tick(local_ms(*n));
       drain(*n);
     }
   }
@@ -405,7 +421,7 @@ class Simulation {
     on_node(n, [this, id, epoch, from, message] {
       SimNode* target = up_node(id, epoch);
       if (target == nullptr) return;
-      target->node->receive(from, std::move(*message));
+      target->host->receive(from.value(), std::move(*message), local_ms(*target));
       defer_drain(*target);
     });
   }
@@ -448,11 +464,18 @@ class Simulation {
 
   // Carries out what the node asked for, then checks it.
   void drain(SimNode& n) {
-    if (!n.node) return;
-    node::NodeOutput out = n.node->take_output();
+    if (!n.host) return;
+    node::GroupHostOutput out = n.host->take_output();
+    for (const std::string& line : out.log) {
+      // The catalog's life (keyspaces, replicas started and removed); the
+      // trace has elections already.
+      if (line.find("keyspace") != std::string::npos || line.find("replica") != std::string::npos) {
+        trace("n" + std::to_string(n.id) + " " + line);
+      }
+    }
     for (node::Envelope& envelope : out.messages) {
       if (const auto* m = std::get_if<Message>(&envelope.message)) {
-        check_promise(n, *m);
+        check_promise(n, node::group_of(envelope.message), *m);
         if (!result_.violation.empty()) return;
       }
       const uint64_t to = envelope.to.value();
@@ -460,18 +483,18 @@ class Simulation {
       network_.send(n.id, to, std::move(envelope.message), now_);
     }
     for (auto& [request_id, response] : out.responses) respond(request_id, std::move(response));
-    if (!out.applied.empty()) check_applied(n, out.applied);
-    if (out.persist) {
-      SYNOD_ASSERT(!n.persisting, "one write in flight per node");
-      if (out.persist->snapshot) result_.stats.snapshots_installed++;
-      if (out.persist->compact) result_.stats.compactions++;
+    for (auto& [group, entries] : out.applied) check_applied(n, group, entries);
+    for (auto& [group, request] : out.persists) {
+      SYNOD_ASSERT(!n.persisting.contains(group), "one write in flight per group");
+      if (request.snapshot) result_.stats.snapshots_installed++;
+      if (request.compact) result_.stats.compactions++;
       uint64_t delay = 20'000;  // no fsync: a write to the page cache
-      if (out.persist->sync) {
+      if (request.sync) {
         delay = 200'000 + latency_rng_.uniform(1'800'000);
         if (now_ < n.slow_fsync_until) delay = 20 * kMs + latency_rng_.uniform(280 * kMs);
       }
-      const bool crash_now = out.persist->sync && n.crash_during_next_sync;
-      n.persisting = std::move(out.persist);
+      const bool crash_now = request.sync && n.crash_during_next_sync;
+      n.persisting.emplace(group, std::move(request));
       const uint64_t id = n.id;
       const uint64_t epoch = n.epoch;
       if (crash_now) {
@@ -481,24 +504,27 @@ class Simulation {
           if (victim != nullptr && phase_ == Phase::kFaults) crash_and_restart_later(*victim);
         });
       }
-      schedule(delay, [this, id, epoch] { persist_done(id, epoch); });
+      schedule(delay, [this, id, epoch, group] { persist_done(id, epoch, group); });
     }
-    if (n.node->failed()) {
-      trace("n" + std::to_string(n.id) + " stops: " + n.node->failed()->to_string());
+    if (n.host->failed()) {
+      trace("n" + std::to_string(n.id) + " stops: " + n.host->failed()->to_string());
       crash(n, /*tear=*/false);
       return;
     }
     check_node(n);
   }
 
-  void persist_done(uint64_t id, uint64_t epoch) {
+  void persist_done(uint64_t id, uint64_t epoch, uint64_t group) {
     SimNode* n = up_node(id, epoch);
     if (n == nullptr) return;
-    on_node(*n, [this, id, epoch] {
+    on_node(*n, [this, id, epoch, group] {
       SimNode* target = up_node(id, epoch);
-      if (target == nullptr || !target->persisting) return;
-      storage::WalBatch batch = storage::to_wal_batch(kGroup, *target->persisting, target->log->group(kGroup));
-      target->persisting.reset();
+      if (target == nullptr) return;
+      auto it = target->persisting.find(group);
+      if (it == target->persisting.end()) return;
+      const GroupId g{group};
+      storage::WalBatch batch = storage::to_wal_batch(g, it->second, target->log->group(g));
+      target->persisting.erase(it);
       if (!batch.empty()) {
         base::Status written = target->log->write(batch);
         if (!written.ok()) {
@@ -507,7 +533,7 @@ class Simulation {
           return;
         }
       }
-      target->node->persisted();
+      target->host->persisted(group);
       drain(*target);
     }, /*droppable=*/false);
   }
@@ -515,11 +541,12 @@ class Simulation {
   void crash(SimNode& n, bool tear) {
     if (n.state == SimNode::State::kDown) return;
     std::string how;
-    if (tear && n.persisting && n.log) {
-      // The process dies during its WAL write: the bytes reach the page
+    if (tear && !n.persisting.empty() && n.log) {
+      // The process dies during a WAL write: the bytes reach the page
       // cache but the fsync never completes, so the power cut may keep a
       // torn prefix of them.
-      storage::WalBatch batch = storage::to_wal_batch(kGroup, *n.persisting, n.log->group(kGroup));
+      const auto& [group, request] = *n.persisting.begin();
+      storage::WalBatch batch = storage::to_wal_batch(GroupId{group}, request, n.log->group(GroupId{group}));
       if (!batch.empty()) {
         n.disk->fail_next_syncs(1);
         (void)n.log->write(batch);
@@ -527,9 +554,10 @@ class Simulation {
         how = " during a WAL write";
       }
     }
-    n.node.reset();
+    n.host.reset();
+    n.logs.reset();
     n.log.reset();
-    n.persisting.reset();
+    n.persisting.clear();
     n.drain_scheduled = false;
     n.backlog.clear();
     n.disk->crash();
@@ -537,7 +565,7 @@ class Simulation {
     n.state = SimNode::State::kDown;
     n.epoch++;
     n.crash_during_next_sync = false;
-    n.role = Role::kFollower;
+    n.seen.clear();
     result_.stats.crashes++;
     trace("n" + std::to_string(n.id) + " crashes" + how);
   }
@@ -577,47 +605,63 @@ class Simulation {
 
   // ---- Checks -------------------------------------------------------------------
 
+  // "n3" for the first data group (the one most traces are about), "n3 g1"
+  // for the others.
+  static std::string where(uint64_t node, uint64_t group) {
+    return "n" + std::to_string(node) +
+           (group == kFirstDataGroup ? std::string() : " g" + std::to_string(group));
+  }
+
   void check_node(SimNode& n) {
-    const Raft& raft = n.node->raw().raft();
+    for (uint64_t group : n.host->groups()) {
+      check_group(n, group);
+      if (!result_.violation.empty()) return;
+    }
+  }
+
+  void check_group(SimNode& n, uint64_t group) {
+    const Raft& raft = n.host->group(group)->raw().raft();
+    SimNode::Seen& seen = n.seen[group];
     base::Status invariants = raft.check_invariants();
     if (!invariants.ok()) {
-      return violation("node " + std::to_string(n.id) + " breaks a Raft invariant: " +
-                       invariants.error().message());
+      return violation("node " + std::to_string(n.id) + " group " + std::to_string(group) +
+                       " breaks a Raft invariant: " + invariants.error().message());
     }
     const bool leader = raft.role() == Role::kLeader;
-    const bool became_leader = leader && (n.role != Role::kLeader || n.term != raft.term());
+    const bool became_leader = leader && (seen.role != Role::kLeader || seen.term != raft.term());
     const LogIndex commit = raft.log().committed();
     if (became_leader) {
       result_.stats.leaders_elected++;
-      trace("n" + std::to_string(n.id) + " leads term " + std::to_string(raft.term().value()));
-      auto [it, inserted] = leaders_.emplace(raft.term().value(), n.id);
+      trace(where(n.id, group) + " leads term " + std::to_string(raft.term().value()));
+      auto [it, inserted] = leaders_.emplace(std::make_pair(group, raft.term().value()), n.id);
       if (!inserted && it->second != n.id) {
-        return violation("two leaders in term " + std::to_string(raft.term().value()) +
-                         ": nodes " + std::to_string(it->second) + " and " +
-                         std::to_string(n.id));
+        return violation("group " + std::to_string(group) + ": two leaders in term " +
+                         std::to_string(raft.term().value()) + ": nodes " +
+                         std::to_string(it->second) + " and " + std::to_string(n.id));
       }
-      check_leader_completeness(n, raft);
+      check_leader_completeness(n, group, raft);
     }
-    if (leader && commit > n.commit) {
+    if (leader && commit > seen.commit) {
       // Entries committed now, in this leader's term (the first such term
       // is what leader completeness is about).
-      for (uint64_t i = n.commit.value() + 1; i <= commit.value(); ++i) {
-        commits_.emplace(i, CommitRecord{raft.term().value(),
-                                         raft.log().term_or_zero(LogIndex{i}).value(), n.id});
+      for (uint64_t i = seen.commit.value() + 1; i <= commit.value(); ++i) {
+        commits_.emplace(std::make_pair(group, i),
+                         CommitRecord{raft.term().value(),
+                                      raft.log().term_or_zero(LogIndex{i}).value(), n.id});
       }
     }
-    if (leader && !became_leader && commit > n.commit &&
+    if (leader && !became_leader && commit > seen.commit &&
         raft.log().term_or_zero(commit) != raft.term()) {
-      return violation("leader " + std::to_string(n.id) + " of term " +
-                       std::to_string(raft.term().value()) + " committed index " +
+      return violation("group " + std::to_string(group) + ": leader " + std::to_string(n.id) +
+                       " of term " + std::to_string(raft.term().value()) + " committed index " +
                        std::to_string(commit.value()) + " of term " +
                        std::to_string(raft.log().term_or_zero(commit).value()) +
                        " by counting replicas (Raft §5.4.2 allows that only for entries of "
                        "the leader's own term)");
     }
-    n.role = raft.role();
-    n.term = raft.term();
-    n.commit = commit;
+    seen.role = raft.role();
+    seen.term = raft.term();
+    seen.commit = commit;
   }
 
   // Raft's log matching property, across every pair of running nodes: if
@@ -626,10 +670,12 @@ class Simulation {
   void check_log_matching() {
     if (phase_ == Phase::kDone || !result_.violation.empty()) return;
     schedule(100 * kMs, [this] { check_log_matching(); });
-    std::vector<std::pair<uint64_t, const RaftLog*>> logs;
+    std::map<uint64_t, std::vector<std::pair<uint64_t, const RaftLog*>>> by_group;
     for (auto& [id, n] : nodes_) {
-      if (n.node) logs.emplace_back(id, &n.node->raw().raft().log());
+      if (!n.host) continue;
+      for (uint64_t g : n.host->groups()) by_group[g].emplace_back(id, &n.host->group(g)->raw().raft().log());
     }
+    for (const auto& [group, logs] : by_group) {
     for (size_t a = 0; a < logs.size(); ++a) {
       for (size_t b = a + 1; b < logs.size(); ++b) {
         const RaftLog& x = *logs[a].second;
@@ -642,7 +688,8 @@ class Simulation {
           const Term tx = x.term_or_zero(LogIndex{j});
           const Term ty = y.term_or_zero(LogIndex{j});
           if (tx != ty) {
-            return violation("log matching: nodes " + std::to_string(logs[a].first) + " and " +
+            return violation("log matching in group " + std::to_string(group) + ": nodes " +
+                             std::to_string(logs[a].first) + " and " +
                              std::to_string(logs[b].first) + " agree on index " +
                              std::to_string(i) + " (term " +
                              std::to_string(x.term_or_zero(LogIndex{i}).value()) +
@@ -653,14 +700,15 @@ class Simulation {
         }
       }
     }
+    }
   }
 
   // A node promises only what its disk holds (Raft §5: persistent state is
   // updated on stable storage before responding to RPCs). The sim's WAL is
   // the disk, and its GroupLog knows what has been written durably.
-  void check_promise(SimNode& n, const Message& m) {
+  void check_promise(SimNode& n, uint64_t group, const Message& m) {
     if (m.reject || !n.log) return;
-    const storage::GroupLog& durable = n.log->group(kGroup);
+    const storage::GroupLog& durable = n.log->group(GroupId{group});
     if (m.type == MessageType::kVoteResp) {
       const HardState& state = durable.hard_state();
       if (state.term < m.term || (state.term == m.term && state.vote != m.to)) {
@@ -694,16 +742,18 @@ class Simulation {
 
   // Every entry committed in an earlier term is in the new leader's log,
   // with the same term (Raft's leader completeness property).
-  void check_leader_completeness(SimNode& n, const Raft& raft) {
+  void check_leader_completeness(SimNode& n, uint64_t group, const Raft& raft) {
     const LogIndex first = raft.log().first_index();
     const LogIndex last = raft.log().last_index();
-    for (auto it = commits_.lower_bound(first.value()); it != commits_.end(); ++it) {
-      const uint64_t index = it->first;
+    for (auto it = commits_.lower_bound(std::make_pair(group, first.value()));
+         it != commits_.end() && it->first.first == group; ++it) {
+      const uint64_t index = it->first.second;
       const CommitRecord& record = it->second;
       if (record.commit_term >= raft.term().value()) continue;
       const Term term = raft.log().term_or_zero(LogIndex{index});
       if (index > last.value() || term.value() != record.entry_term) {
-        return violation("leader completeness: node " + std::to_string(n.id) +
+        return violation("leader completeness in group " + std::to_string(group) + ": node " +
+                         std::to_string(n.id) +
                          " leads term " + std::to_string(raft.term().value()) + " but its log " +
                          (index > last.value() ? "ends at " + std::to_string(last.value())
                                                : "has term " + std::to_string(term.value()) +
@@ -716,14 +766,15 @@ class Simulation {
     }
   }
 
-  void check_applied(SimNode& n, const std::vector<Entry>& entries) {
+  void check_applied(SimNode& n, uint64_t group, const std::vector<Entry>& entries) {
     for (const Entry& entry : entries) {
       result_.stats.entries_applied++;
       const uint64_t hash = base::checksum64(entry.data.view(), static_cast<uint64_t>(entry.type));
-      auto [it, inserted] =
-          applied_.emplace(entry.index.value(), AppliedRecord{entry.term.value(), hash, n.id});
+      auto [it, inserted] = applied_.emplace(std::make_pair(group, entry.index.value()),
+                                             AppliedRecord{entry.term.value(), hash, n.id});
       if (!inserted && (it->second.term != entry.term.value() || it->second.hash != hash)) {
-        return violation("state machine safety: node " + std::to_string(n.id) +
+        return violation("state machine safety in group " + std::to_string(group) + ": node " +
+                         std::to_string(n.id) +
                          " applied index " + std::to_string(entry.index.value()) + " from term " +
                          std::to_string(entry.term.value()) + ", node " +
                          std::to_string(it->second.node) + " applied a different entry there" +
@@ -820,7 +871,7 @@ class Simulation {
       on_node(*target, [this, node_id, epoch, request_id, request] {
         SimNode* process = up_node(node_id, epoch);
         if (process == nullptr) return;
-        process->node->submit(request_id, std::move(*request));
+        process->host->submit(request_id, std::move(*request), local_ms(*process));
         defer_drain(*process);
       });
     });
@@ -919,8 +970,10 @@ class Simulation {
     uint64_t best = 0;
     Term best_term;
     for (auto& [id, n] : nodes_) {
-      if (n.state == SimNode::State::kDown || !n.node) continue;
-      const Raft& raft = n.node->raw().raft();
+      if (n.state == SimNode::State::kDown || !n.host) continue;
+      const node::Node* data = n.host->group(kFirstDataGroup);
+      if (data == nullptr) continue;
+      const Raft& raft = data->raw().raft();
       if (raft.role() == Role::kLeader && raft.term() >= best_term) {
         best = id;
         best_term = raft.term();
@@ -1073,8 +1126,16 @@ class Simulation {
   std::string settle_state() {
     std::string state;
     for (auto& [id, n] : nodes_) {
-      state += "n" + std::to_string(id) + " applied " +
-               (n.node ? std::to_string(n.node->machine().applied().index.value()) : "down") + "; ";
+      state += "n" + std::to_string(id);
+      if (!n.host) {
+        state += " down; ";
+        continue;
+      }
+      for (uint64_t g : n.host->groups()) {
+        state += " g" + std::to_string(g) + " applied " +
+                 std::to_string(n.host->group(g)->machine().applied().index.value());
+      }
+      state += "; ";
     }
     return state;
   }
@@ -1106,60 +1167,74 @@ class Simulation {
     schedule(10 * kMs, [this] { check_converged(); });
   }
 
+  // Every replica of every group has applied all it committed, and the
+  // replicas of each group hold the same data and the same state.
   void check_converged() {
     if (phase_ != Phase::kSettle) return;
-    std::optional<LogIndex> index;
-    bool same = true;
+    std::map<uint64_t, std::vector<std::pair<uint64_t, const node::Node*>>> replicas;
     for (auto& [id, n] : nodes_) {
-      if (!n.node || n.persisting) {
-        same = false;
-        break;
-      }
-      const LogIndex applied = n.node->machine().applied().index;
-      if (index && *index != applied) same = false;
-      if (n.node->raw().raft().log().committed() != applied) same = false;
-      index = applied;
+      if (!n.host || !n.persisting.empty()) return retry_converged();
+      for (uint64_t g : n.host->groups()) replicas[g].emplace_back(id, n.host->group(g));
     }
-    if (!same) {
-      schedule(50 * kMs, [this] { check_converged(); });
-      return;
+    for (const auto& [group, held] : replicas) {
+      std::optional<LogIndex> index;
+      for (const auto& [id, replica] : held) {
+        const LogIndex applied = replica->machine().applied().index;
+        if ((index && *index != applied) || replica->raw().raft().log().committed() != applied) {
+          return retry_converged();
+        }
+        index = applied;
+      }
     }
     std::vector<std::string> keys(std::begin(kRegisterKeys), std::end(kRegisterKeys));
     keys.insert(keys.end(), std::begin(kCounterKeys), std::end(kCounterKeys));
     for (const std::string& key : keys) {
+      const uint64_t group = nodes_.begin()->second.host->router().route(key, 0).group;
       std::optional<std::optional<std::string>> first;
       uint64_t first_node = 0;
-      for (auto& [id, n] : nodes_) {
-        auto value = n.node->machine().get(key);
+      for (const auto& [id, replica] : replicas[group]) {
+        auto value = replica->machine().get(key);
         if (!value.ok()) return violation("node " + std::to_string(id) + " cannot read " + key);
         if (!first) {
           first = *value;
           first_node = id;
         } else if (*first != *value) {
-          return violation("replicas diverge at applied index " +
-                           std::to_string(index->value()) + ": key " + key + " is " +
-                           quote_optional(*first) + " on node " + std::to_string(first_node) +
-                           " but " + quote_optional(*value) + " on node " + std::to_string(id));
+          return violation("replicas of group " + std::to_string(group) + " diverge: key " + key +
+                           " is " + quote_optional(*first) + " on node " +
+                           std::to_string(first_node) + " but " + quote_optional(*value) +
+                           " on node " + std::to_string(id));
         }
       }
     }
     // Beyond user keys: each replica's whole state (dedupe records, applied
     // position, configuration) as its snapshot encodes it.
-    std::optional<uint64_t> first_state;
-    for (auto& [id, n] : nodes_) {
-      auto snapshot = n.node->machine().snapshot();
-      if (!snapshot.ok()) return violation("node " + std::to_string(id) + " cannot snapshot");
-      const uint64_t checksum = base::checksum64(snapshot->data.view());
-      if (first_state && *first_state != checksum) {
-        return violation("replicas diverge at applied index " + std::to_string(index->value()) +
-                         ": node " + std::to_string(id) +
-                         "'s state (sessions, applied position) differs from node 1's");
+    uint64_t entries = 0;
+    for (const auto& [group, held] : replicas) {
+      std::optional<uint64_t> first_state;
+      uint64_t first_node = 0;
+      for (const auto& [id, replica] : held) {
+        auto snapshot = replica->machine().snapshot();
+        if (!snapshot.ok()) return violation("node " + std::to_string(id) + " cannot snapshot");
+        const uint64_t checksum = base::checksum64(snapshot->data.view());
+        if (first_state && *first_state != checksum) {
+          return violation("replicas of group " + std::to_string(group) +
+                           " diverge: node " + std::to_string(id) +
+                           "'s state (sessions, applied position) differs from node " +
+                           std::to_string(first_node) + "'s");
+        }
+        first_state = checksum;
+        first_node = id;
       }
-      first_state = checksum;
+      entries += held.front().second->machine().applied().index.value();
     }
-    trace("settled: every replica applied " + std::to_string(index->value()) +
-          " entries with identical data");
+    trace("settled: the replicas of each of " + std::to_string(replicas.size()) +
+          " groups applied the same entries (" + std::to_string(entries) +
+          " in all) with identical data");
     phase_ = Phase::kDone;
+  }
+
+  void retry_converged() {
+    schedule(50 * kMs, [this] { check_converged(); });
   }
 
   void finish() {
@@ -1216,9 +1291,10 @@ class Simulation {
   uint64_t next_operation_id_ = 1;
   uint64_t next_request_id_ = 1;
   std::map<uint64_t, uint64_t> requests_;  // request id -> client
-  std::map<uint64_t, uint64_t> leaders_;   // term -> leader
-  std::map<uint64_t, AppliedRecord> applied_;  // index -> what was applied there
-  std::map<uint64_t, CommitRecord> commits_;   // index -> when it was first committed
+  using GroupIndex = std::pair<uint64_t, uint64_t>;  // (group, term or index)
+  std::map<GroupIndex, uint64_t> leaders_;        // (group, term) -> leader
+  std::map<GroupIndex, AppliedRecord> applied_;   // (group, index) -> what was applied there
+  std::map<GroupIndex, CommitRecord> commits_;    // (group, index) -> when first committed
   uint64_t digest_ = 0;
   std::deque<std::string> trace_;
   SimResult result_;

@@ -87,6 +87,9 @@ struct SimOptions {
   uint64_t seed = 1;
   int nodes = 5;
   int clients = 10;
+  // Raft groups of the default keyspace (the workload's keys spread over
+  // them), besides the meta group.
+  int partitions = 2;
   uint64_t duration_ns = 60'000'000'000;
   FaultSet faults = FaultSet::all();
   base::BugSet bugs;

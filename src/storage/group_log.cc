@@ -325,4 +325,24 @@ WalBatch to_wal_batch(raft::GroupId group, const node::PersistRequest& request,
   return batch;
 }
 
+base::Status WalGroupLogs::persist_now(
+    const std::vector<std::pair<raft::GroupId, node::PersistRequest>>& requests) {
+  WalBatch batch;
+  for (const auto& [group, request] : requests) {
+    batch.append(to_wal_batch(group, request, log_->group(group)));
+  }
+  return batch.empty() ? base::Status() : log_->write(batch);
+}
+
+void WalGroupLogs::set_snapshot_source(raft::GroupId group,
+                                       std::function<base::Result<raft::Snapshot>()> source) {
+  if (!source) {
+    source = [] {
+      return base::Result<raft::Snapshot>(
+          base::Error(base::Errc::kUnavailable, "the replica was removed"));
+    };
+  }
+  log_->group(group).set_snapshot_source(std::move(source));
+}
+
 }  // namespace synod::storage

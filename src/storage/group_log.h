@@ -19,6 +19,7 @@
 #include <functional>
 #include <optional>
 
+#include "node/group_host.h"
 #include "node/node.h"
 #include "raft/storage.h"
 #include "storage/wal.h"
@@ -144,5 +145,21 @@ namespace synod::storage {
 // it will stand (a snapshot installed meanwhile may have passed it).
 WalBatch to_wal_batch(raft::GroupId group, const node::PersistRequest& request,
                       const GroupLog& log);
+
+// A DurableLog as node::GroupHost's logs (the process and the simulator).
+class WalGroupLogs final : public node::GroupLogs {
+ public:
+  explicit WalGroupLogs(DurableLog* log) : log_(log) {}
+  bool has(raft::GroupId group) const override { return log_->has_group(group); }
+  std::vector<raft::GroupId> groups() const override { return log_->groups(); }
+  raft::Storage& storage(raft::GroupId group) override { return log_->group(group); }
+  base::Status persist_now(
+      const std::vector<std::pair<raft::GroupId, node::PersistRequest>>& requests) override;
+  void set_snapshot_source(raft::GroupId group,
+                           std::function<base::Result<raft::Snapshot>()> source) override;
+
+ private:
+  DurableLog* log_;
+};
 
 }  // namespace synod::storage
