@@ -32,9 +32,14 @@ enum class Bug : uint8_t {
   // The state machine applies a retried command again instead of answering
   // from the client's dedupe record.
   kSkipDedupe = 4,
+  // The meta leader activates (or forgets) a keyspace as soon as it sees
+  // it, without waiting for every node's catalog lease to run out, so a
+  // node that has not heard of the keyspace still routes its keys to the
+  // default keyspace.
+  kSkipCatalogWait = 5,
 };
 
-inline constexpr size_t kBugCount = 5;
+inline constexpr size_t kBugCount = 6;
 
 struct BugInfo {
   Bug bug;
@@ -52,6 +57,8 @@ inline constexpr std::array<BugInfo, kBugCount> kBugs{{
      "a leader serves reads locally without ReadIndex or a lease"},
     {Bug::kSkipDedupe, "skip-dedupe",
      "the state machine applies a retried command again instead of deduplicating it"},
+    {Bug::kSkipCatalogWait, "skip-catalog-wait",
+     "a keyspace is activated or forgotten without waiting for every catalog lease to run out"},
 }};
 
 inline std::optional<Bug> bug_from_name(std::string_view name) {

@@ -84,6 +84,8 @@ struct SimCommandOptions {
   uint64_t replay = 0;  // rerun this seed, printing its whole trace
   int nodes = 5;
   int clients = 10;
+  int partitions = 2;     // of the default keyspace
+  bool no_keyspace = false;  // no keyspace created and dropped during the run
   double duration_seconds = 60;
   std::string faults = "all";
   std::vector<std::string> bugs;

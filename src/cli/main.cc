@@ -76,6 +76,11 @@ int main(int argc, char** argv) {
   sim_cmd->add_option("--first-seed", sim.first_seed, "First seed of --seeds");
   sim_cmd->add_option("--replay", sim.replay, "Rerun one seed and print its whole trace");
   sim_cmd->add_option("--nodes", sim.nodes, "Nodes in the cluster")->check(CLI::Range(1, 9));
+  sim_cmd->add_option("--partitions", sim.partitions,
+                      "Raft groups of the default keyspace (besides the meta group)")
+      ->check(CLI::Range(1, 64));
+  sim_cmd->add_flag("--no-keyspace", sim.no_keyspace,
+                    "Do not create and drop a keyspace during the fault phase");
   sim_cmd->add_option("--clients", sim.clients, "Concurrent clients")->check(CLI::Range(1, 1000));
   sim_cmd->add_option("--duration", sim.duration_seconds,
                       "Simulated seconds of faults before everything is healed");

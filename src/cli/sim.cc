@@ -23,9 +23,11 @@ namespace {
 std::string replay_command(const SimCommandOptions& options, uint64_t seed) {
   std::string command = "synod sim --replay " + std::to_string(seed) + " --nodes " +
                         std::to_string(options.nodes) + " --clients " +
-                        std::to_string(options.clients) + " --duration " +
+                        std::to_string(options.clients) + " --partitions " +
+                        std::to_string(options.partitions) + " --duration " +
                         std::to_string(options.duration_seconds) + " --faults " + options.faults;
   for (const std::string& bug : options.bugs) command += " --bug " + bug;
+  if (options.no_keyspace) command += " --no-keyspace";
   return command;
 }
 
@@ -77,6 +79,8 @@ int run_sim(const SimCommandOptions& options) {
   }
   sim::SimOptions sim;
   sim.nodes = options.nodes;
+  sim.partitions = options.partitions;
+  sim.keyspaces = !options.no_keyspace;
   sim.clients = options.clients;
   if (options.duration_seconds <= 0 || options.duration_seconds > 1e6) {
     std::fprintf(stderr, "synod sim: --duration must be a positive number of seconds\n");

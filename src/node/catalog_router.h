@@ -50,6 +50,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/bugs.h"
 #include "base/result.h"
 #include "node/kv_state_machine.h"
 #include "placement/keyspace.h"
@@ -68,6 +69,7 @@ base::Result<std::vector<CatalogEntry>> read_catalog(const KvStateMachine& meta)
 struct RouterOptions {
   uint64_t lease_ms = 2000;  // a confirmed catalog is routed by this long
   uint64_t renew_ms = 500;   // how often the catalog is confirmed
+  base::BugSet bugs;         // the simulator only (base/bugs.h)
 };
 
 struct Route {

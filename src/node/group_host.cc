@@ -79,8 +79,9 @@ base::Result<std::unique_ptr<GroupHost>> GroupHost::open(GroupHostOptions option
   default_keyspace.first_group = kFirstPartitionGroup;
   placement::Placement everywhere;
   everywhere.replicas.assign(host->options_.default_partitions, host->options_.members);
-  host->router_ = std::make_unique<CatalogRouter>(default_keyspace, std::move(everywhere),
-                                                  host->options_.router);
+  RouterOptions router = host->options_.router;
+  router.bugs = host->options_.node.bugs;
+  host->router_ = std::make_unique<CatalogRouter>(default_keyspace, std::move(everywhere), router);
   for (uint64_t g = kMetaGroup; g < kFirstPartitionGroup + host->options_.default_partitions; ++g) {
     if (auto s = host->start_group(g); !s) return s.error();
   }

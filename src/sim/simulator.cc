@@ -15,6 +15,7 @@
 #include "base/rng.h"
 #include "node/group_host.h"
 #include "node/node.h"
+#include "placement/placement.h"
 #include "raft/raft.h"
 #include "sim/network.h"
 #include "storage/faulty_file_system.h"
@@ -125,6 +126,11 @@ constexpr int kAttemptsMax = 3;
 constexpr size_t kPausedBacklogMax = 20'000;
 const char* const kRegisterKeys[] = {"r0", "r1", "r2"};
 const char* const kCounterKeys[] = {"c0", "c1"};
+// The keyspace an operator creates and drops during the run, and its keys
+// (used only while it is active: see keyspace_step).
+constexpr const char* kKeyspace = "ks";
+const char* const kKeyspaceRegisterKeys[] = {"ks:r0", "ks:r1"};
+const char* const kKeyspaceCounterKeys[] = {"ks:c0"};
 const char* const kRegions[] = {"us-east", "eu-west", "ap-south"};
 
 enum class Phase : uint8_t { kFaults, kLiveness, kSettle, kDone };
@@ -251,6 +257,7 @@ class Simulation {
       schedule(client_rng_.uniform(50 * kMs), [this, c] { client_wake(static_cast<uint64_t>(c)); });
     }
     if (!options_.faults.empty()) schedule(nemesis_delay(), [this] { nemesis(); });
+    schedule(50 * kMs, [this] { keyspace_step(); });
     schedule(options_.duration_ns, [this] { heal_all(); });
     schedule(100 * kMs, [this] { check_log_matching(); });
     trace("start: " + std::to_string(options_.nodes) + " nodes, " +
@@ -767,7 +774,21 @@ class Simulation {
   }
 
   void check_applied(SimNode& n, uint64_t group, const std::vector<Entry>& entries) {
+    // Routing: while "ks" is active its keys belong to its own groups; a
+    // write of one applied in a default partition was routed by a catalog
+    // that did not know "ks" (the catalog lease exists to prevent that).
+    const bool keyspace_live =
+        keyspace_ == KeyspaceStage::kActive || keyspace_ == KeyspaceStage::kDraining;
+    const bool default_group = group >= kFirstDataGroup && group < node::kFirstKeyspaceGroup;
     for (const Entry& entry : entries) {
+      if (keyspace_live && default_group && entry.type == EntryType::kNormal && !entry.data.empty()) {
+        auto command = node::decode_command(entry.data.view());
+        if (command.ok() && command->key.starts_with("ks:")) {
+          return violation("routing: node " + std::to_string(n.id) + " applied a write of \"" +
+                           command->key + "\" in default partition group " +
+                           std::to_string(group) + " while keyspace ks is active");
+        }
+      }
       result_.stats.entries_applied++;
       const uint64_t hash = base::checksum64(entry.data.view(), static_cast<uint64_t>(entry.type));
       auto [it, inserted] = applied_.emplace(std::make_pair(group, entry.index.value()),
@@ -800,11 +821,13 @@ class Simulation {
     op.call_ns = now_;
     Request request;
     const bool counter = client_rng_.chance(2, 5);
+    const bool in_keyspace = keyspace_ == KeyspaceStage::kActive && client_rng_.chance(1, 2);
     if (counter) {
-      op.key = kCounterKeys[client_rng_.uniform(2)];
+      op.key = in_keyspace ? kKeyspaceCounterKeys[0] : kCounterKeys[client_rng_.uniform(2)];
       op.kind = client_rng_.chance(2, 5) ? OpKind::kGet : OpKind::kIncr;
     } else {
-      op.key = kRegisterKeys[client_rng_.uniform(3)];
+      op.key = in_keyspace ? kKeyspaceRegisterKeys[client_rng_.uniform(2)]
+                           : kRegisterKeys[client_rng_.uniform(3)];
       const uint64_t dice = client_rng_.uniform(10);
       op.kind = dice < 4 ? OpKind::kGet : dice < 7 ? OpKind::kSet : OpKind::kCas;
     }
@@ -880,6 +903,11 @@ class Simulation {
   uint64_t client_link_delay() { return 50'000 + latency_rng_.uniform(150'000); }
 
   void respond(uint64_t request_id, Response response) {
+    if (request_id == keyspace_request_) {
+      keyspace_request_ = 0;
+      keyspace_answer(std::move(response));
+      return;
+    }
     auto it = requests_.find(request_id);
     if (it == requests_.end()) return;
     const uint64_t client_id = it->second;
@@ -1076,6 +1104,106 @@ class Simulation {
     }
   }
 
+  // ---- The operator: a keyspace created and dropped under faults ------------------
+  //
+  // A quarter into the fault phase "ks" is created (2 partitions, 3 replicas
+  // or as many as there are nodes), through any running node, retried
+  // until the meta group takes it. Clients use its keys only once some
+  // node has applied its activation: by the catalog lease, no node may
+  // route them by a catalog without "ks" from then on, and the checker
+  // holds every key to linearizability. At two thirds clients stop using
+  // them (or a quarter of the phase after it became active, if later);
+  // once no operation on them is open, "ks" is dropped (its replicas
+  // are removed everywhere when it is forgotten).
+
+  void keyspace_step() {
+    if (phase_ != Phase::kFaults || !options_.keyspaces) return;
+    schedule(50 * kMs, [this] { keyspace_step(); });
+    if (keyspace_request_ != 0) return;  // an attempt is in flight
+    switch (keyspace_) {
+      case KeyspaceStage::kNone:
+        if (now_ >= options_.duration_ns / 4) keyspace_send(/*create=*/true);
+        break;
+      case KeyspaceStage::kCreating:
+        for (auto& [id, n] : nodes_) {
+          const placement::Keyspace* k =
+              n.host ? n.host->router().catalog().find(kKeyspace) : nullptr;
+          if (k != nullptr && k->state == placement::KeyspaceState::kActive) {
+            keyspace_ = KeyspaceStage::kActive;
+            keyspace_active_at_ = now_;
+            trace("keyspace ks is active (seen on n" + std::to_string(id) + "): clients use it");
+            break;
+          }
+        }
+        break;
+      case KeyspaceStage::kActive:
+        if (now_ >= std::max(options_.duration_ns * 2 / 3,
+                             keyspace_active_at_ + options_.duration_ns / 4)) {
+          keyspace_ = KeyspaceStage::kDraining;
+          trace("clients stop using keyspace ks");
+        }
+        break;
+      case KeyspaceStage::kDraining:
+        for (auto& [id, client] : clients_) {
+          if (client.busy && client.op.key.starts_with("ks:")) return;
+        }
+        keyspace_send(/*create=*/false);
+        break;
+      case KeyspaceStage::kDropped:
+        break;
+    }
+  }
+
+  void keyspace_send(bool create) {
+    std::vector<uint64_t> up = nodes_in(SimNode::State::kUp);
+    if (up.empty()) return;
+    SimNode& n = nodes_.at(up[nemesis_rng_.uniform(up.size())]);
+    node::Command command;
+    command.key = kKeyspace;
+    if (create) {
+      placement::Keyspace k;
+      k.name = kKeyspace;
+      k.partitions = 2;
+      k.replicas = static_cast<uint32_t>(std::min(options_.nodes, 3));
+      std::vector<placement::Member> members;
+      for (int i = 1; i <= options_.nodes; ++i) members.push_back({static_cast<uint64_t>(i), ""});
+      auto where = placement::place(members, k.partitions, k.replicas, {});
+      SYNOD_ASSERT(where.ok(), "the operator's placement");
+      command.op = node::CommandOp::kCreateKeyspace;
+      command.value = placement::encode_keyspace(k);
+      command.expected = placement::encode_placement(*where);
+    } else {
+      command.op = node::CommandOp::kDropKeyspace;
+    }
+    keyspace_request_ = next_request_id_++;
+    keyspace_creating_ = create;
+    trace(std::string(create ? "create" : "drop") + " keyspace ks through n" + std::to_string(n.id));
+    n.host->submit_meta(keyspace_request_, std::move(command));
+    defer_drain(n);
+    // A node that dies or pauses takes the answer with it: try again later.
+    const uint64_t request = keyspace_request_;
+    schedule(3 * kSecond, [this, request] {
+      if (keyspace_request_ == request) keyspace_request_ = 0;
+    });
+  }
+
+  void keyspace_answer(Response response) {
+    const bool done = response.status == Response::Status::kOk;
+    // "already exists" / "is dropping": an earlier attempt took effect.
+    if (!done) return;
+    if (keyspace_creating_) {
+      keyspace_ = KeyspaceStage::kCreating;
+      trace("keyspace ks created" + (response.reply.kind == node::CommandReply::Kind::kError
+                                         ? " (" + response.reply.error + ")"
+                                         : std::string()));
+    } else {
+      keyspace_ = KeyspaceStage::kDropped;
+      trace("keyspace ks dropped" + (response.reply.kind == node::CommandReply::Kind::kError
+                                         ? " (" + response.reply.error + ")"
+                                         : std::string()));
+    }
+  }
+
   // ---- Phases -------------------------------------------------------------------------
 
   void heal_all() {
@@ -1145,7 +1273,8 @@ class Simulation {
     for (auto& [id, client] : clients_) {
       if (client.busy) return;
     }
-    if (final_reads_done_ < std::size(kRegisterKeys) + std::size(kCounterKeys)) {
+    const std::vector<std::string> keys = settle_keys();
+    if (final_reads_done_ < keys.size()) {
       // Reads go through the same path as any client's, retried until ok.
       SimClient& reader = clients_.begin()->second;
       const size_t k = final_reads_done_++;
@@ -1154,8 +1283,7 @@ class Simulation {
       op.client = reader.id;
       op.call_ns = now_;
       op.kind = OpKind::kGet;
-      op.key = k < std::size(kRegisterKeys) ? kRegisterKeys[k]
-                                            : kCounterKeys[k - std::size(kRegisterKeys)];
+      op.key = keys[k];
       reader.op = op;
       reader.request = Request{Request::Kind::kRead, op.key, {}};
       reader.busy = true;
@@ -1165,6 +1293,18 @@ class Simulation {
       return;
     }
     schedule(10 * kMs, [this] { check_converged(); });
+  }
+
+  // The keys read at the end and compared across replicas: the keyspace's
+  // too while it is active (after its drop its keys are nobody's).
+  std::vector<std::string> settle_keys() const {
+    std::vector<std::string> keys(std::begin(kRegisterKeys), std::end(kRegisterKeys));
+    keys.insert(keys.end(), std::begin(kCounterKeys), std::end(kCounterKeys));
+    if (keyspace_ == KeyspaceStage::kActive) {
+      keys.insert(keys.end(), std::begin(kKeyspaceRegisterKeys), std::end(kKeyspaceRegisterKeys));
+      keys.insert(keys.end(), std::begin(kKeyspaceCounterKeys), std::end(kKeyspaceCounterKeys));
+    }
+    return keys;
   }
 
   // Every replica of every group has applied all it committed, and the
@@ -1186,9 +1326,7 @@ class Simulation {
         index = applied;
       }
     }
-    std::vector<std::string> keys(std::begin(kRegisterKeys), std::end(kRegisterKeys));
-    keys.insert(keys.end(), std::begin(kCounterKeys), std::end(kCounterKeys));
-    for (const std::string& key : keys) {
+    for (const std::string& key : settle_keys()) {
       const uint64_t group = nodes_.begin()->second.host->router().route(key, 0).group;
       std::optional<std::optional<std::string>> first;
       uint64_t first_node = 0;
@@ -1291,6 +1429,11 @@ class Simulation {
   uint64_t next_operation_id_ = 1;
   uint64_t next_request_id_ = 1;
   std::map<uint64_t, uint64_t> requests_;  // request id -> client
+  enum class KeyspaceStage : uint8_t { kNone, kCreating, kActive, kDraining, kDropped };
+  KeyspaceStage keyspace_ = KeyspaceStage::kNone;
+  uint64_t keyspace_request_ = 0;  // the operator's attempt in flight
+  bool keyspace_creating_ = false;
+  uint64_t keyspace_active_at_ = 0;
   using GroupIndex = std::pair<uint64_t, uint64_t>;  // (group, term or index)
   std::map<GroupIndex, uint64_t> leaders_;        // (group, term) -> leader
   std::map<GroupIndex, AppliedRecord> applied_;   // (group, index) -> what was applied there

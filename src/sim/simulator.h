@@ -90,6 +90,9 @@ struct SimOptions {
   // Raft groups of the default keyspace (the workload's keys spread over
   // them), besides the meta group.
   int partitions = 2;
+  // An operator creates a keyspace a quarter into the fault phase and
+  // drops it at two thirds (or later); clients use its keys while active.
+  bool keyspaces = true;
   uint64_t duration_ns = 60'000'000'000;
   FaultSet faults = FaultSet::all();
   base::BugSet bugs;

@@ -135,10 +135,11 @@ TEST(Simulator, RegressionSeedsPass) {
 
 // Each bug must be caught within this many seeds of 30 simulated seconds.
 // Measured (seeds 1..60): ack-before-fsync and skip-dedupe fail every seed,
-// double-vote 2 in 3, commit-prior-term about 1 in 3; stale-leader-read,
+// double-vote 59 in 60, commit-prior-term about 1 in 3; stale-leader-read,
 // which needs a deposed leader to serve a read after a newer write was
-// acknowledged elsewhere, about 1 in 12 (missing it in 200 seeds has odds
-// near 3e-8). The hunt stops at the first catch, so a generous bound costs
+// acknowledged elsewhere, about 1 in 8; skip-catalog-wait, which needs a
+// node lagging behind a keyspace's creation to take a write of its keys,
+// about 1 in 9 (missing either in 200 seeds has odds below 1e-9). The hunt stops at the first catch, so a generous bound costs
 // nothing while the checks work.
 constexpr uint64_t kSeedsToCatchABug = 200;
 constexpr double kBugHuntDurationS = 30;
