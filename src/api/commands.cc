@@ -311,6 +311,10 @@ void keyspace(Args& args, RespWriter& out, Store& store, Done done) {
   } else if ((sub == "describe" || sub == "drop") && n == 3) {
     call.op = sub == "drop" ? Op::kDrop : Op::kDescribe;
     call.name = args[2];
+  } else if (sub == "move" && n == 6) {
+    call.op = Op::kMove;
+    call.name = args[2];
+    call.options = {{"partition", args[3]}, {"from", args[4]}, {"to", args[5]}};
   } else if (sub == "create" && n >= 3 && n % 2 == 1) {
     call.op = Op::kCreate;
     call.name = args[2];
@@ -318,7 +322,7 @@ void keyspace(Args& args, RespWriter& out, Store& store, Done done) {
   } else {
     out.error("ERR usage: KEYSPACE CREATE name [MODE strong] [REPLICAS n] [PARTITIONS n] "
               "[ZONE-POLICY spread|any] | KEYSPACE LIST | KEYSPACE DESCRIBE name | "
-              "KEYSPACE DROP name");
+              "KEYSPACE DROP name | KEYSPACE MOVE name partition from-node to-node");
     return done();
   }
   const Op op = call.op;
@@ -334,7 +338,7 @@ void keyspace(Args& args, RespWriter& out, Store& store, Done done) {
       if (list.is_array()) {
         for (const nlohmann::json& k : list) out.bulk(k.value("name", std::string()));
       }
-    } else if (op == Op::kDrop) {
+    } else if (op == Op::kDrop || op == Op::kMove) {
       out.simple("OK");
     } else {
       out.bulk(*answer);

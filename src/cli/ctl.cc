@@ -97,17 +97,28 @@ int print_keyspace(const std::string& body) {
               static_cast<unsigned long long>(k.at("partitions").get<uint64_t>()),
               static_cast<unsigned long long>(k.at("replicas").get<uint64_t>()),
               k.at("zone_policy").get<std::string>().c_str(), k.at("state").get<std::string>().c_str());
-  std::printf("\n%-10s %-10s %-16s %s\n", "PARTITION", "GROUP", "REPLICAS", "LEADER");
+  std::printf("\n%-10s %-10s %-16s %-8s %s\n", "PARTITION", "GROUP", "REPLICAS", "LEADER",
+              "CONFIGURATION (here)");
   for (const nlohmann::json& p : k.at("placement")) {
     std::string replicas;
     for (const nlohmann::json& r : p.at("replicas")) {
       replicas += (replicas.empty() ? "" : ",") + std::to_string(r.get<uint64_t>());
     }
     const uint64_t leader = p.at("leader").get<uint64_t>();
-    std::printf("%-10llu %-10llu %-16s %s\n",
+    std::string conf = "-";
+    if (p.contains("voters")) {
+      conf = "voters";
+      for (const nlohmann::json& v : p.at("voters")) conf += " " + std::to_string(v.get<uint64_t>());
+      if (!p.at("learners").empty()) {
+        conf += ", learners";
+        for (const nlohmann::json& l : p.at("learners")) conf += " " + std::to_string(l.get<uint64_t>());
+      }
+      if (p.value("joint", false)) conf += " (joint)";
+    }
+    std::printf("%-10llu %-10llu %-16s %-8s %s\n",
                 static_cast<unsigned long long>(p.at("partition").get<uint64_t>()),
                 static_cast<unsigned long long>(p.at("group").get<uint64_t>()), replicas.c_str(),
-                leader == 0 ? "-" : std::to_string(leader).c_str());
+                leader == 0 ? "-" : std::to_string(leader).c_str(), conf.c_str());
   }
   return 0;
 }
@@ -130,11 +141,12 @@ int keyspace(const CtlOptions& options) {
   const std::string verb = a.empty() ? "" : a[0];
   const bool named = verb == "create" || verb == "drop" || verb == "describe";
   if ((named && a.size() != 2) || (verb == "list" && a.size() != 1) ||
-      (!named && verb != "list")) {
+      (verb == "move" && a.size() != 5) || (!named && verb != "list" && verb != "move")) {
     std::fprintf(stderr,
                  "synod ctl: usage: synod ctl --admin HOST:PORT keyspace create NAME [--mode strong] "
                  "[--replicas 3] [--partitions 64] [--zone-policy spread] [--no-wait]\n"
-                 "                  keyspace list | describe NAME | drop NAME [--no-wait]\n");
+                 "                  keyspace list | describe NAME | drop NAME [--no-wait]\n"
+                 "                  keyspace move NAME PARTITION FROM-NODE TO-NODE\n");
     return 2;
   }
   auto failed = [](const base::Error& error) {
@@ -150,6 +162,17 @@ int keyspace(const CtlOptions& options) {
     }
     const std::string name = a[1];
     const std::string path = "/keyspaces/" + url_encode(name);
+    if (verb == "move") {
+      auto got = runtime::http_call(options.admin, "POST",
+                                    path + "/move?partition=" + url_encode(a[2]) +
+                                        "&from=" + url_encode(a[3]) + "&to=" + url_encode(a[4]));
+      if (!got) return failed(got.error());
+      if (options.json) return std::fwrite(got->data(), 1, got->size(), stdout), 0;
+      std::printf("keyspace %s partition %s moves from node %s to node %s (the group's leader adds "
+                  "it as a learner, then swaps it in by joint consensus; see keyspace describe)\n",
+                  name.c_str(), a[2].c_str(), a[3].c_str(), a[4].c_str());
+      return 0;
+    }
     if (verb == "describe") {
       auto got = runtime::http_call(options.admin, "GET", path);
       if (!got) return failed(got.error());

@@ -13,6 +13,9 @@ namespace {
 
 constexpr uint64_t kMetaGroup = kMetaGroupId;
 constexpr uint64_t kFirstPartitionGroup = 2;
+// Learners a node catches up at once, across the groups it leads: a bound
+// on the snapshot traffic rebalancing adds.
+constexpr size_t kCatchUpsMax = 2;
 
 Response unknown_outcome(std::string reason) {
   Response response;
@@ -123,9 +126,21 @@ base::Status GroupHost::refresh_catalog(uint64_t now_ms) {
   std::vector<uint64_t> fresh;
   for (const auto& [g, voters] : wanted) {
     if (groups_.contains(g)) continue;
-    if (logs_->has(raft::GroupId{g}) && retired_log(g)) continue;  // ids are never reused
+    if (logs_->has(raft::GroupId{g}) && retired_log(g)) {
+      // A replica this node had and removed. Coming back needs its log
+      // reset with its term and vote kept (not built yet): skipped.
+      say(group_name(g) + ": this node held a replica before; not taking it again");
+      continue;
+    }
     if (!logs_->has(raft::GroupId{g})) {
-      if (auto s = add_bootstrap(engine_, g, voters, created); !s) return s;
+      // A keyspace being created starts on its first placement, every
+      // replica from the same configuration. A replica added later (a move)
+      // starts empty: the group's leader adds it as a learner and sends it a
+      // snapshot.
+      const placement::Keyspace* keyspace = keyspace_of_group(g);
+      if (keyspace != nullptr && keyspace->state == placement::KeyspaceState::kCreating) {
+        if (auto s = add_bootstrap(engine_, g, voters, created); !s) return s;
+      }
     }
     fresh.push_back(g);
   }
@@ -136,14 +151,45 @@ base::Status GroupHost::refresh_catalog(uint64_t now_ms) {
     if (auto s = start_group(g); !s) return s;
     say(group_name(g) + ": replica started");
   }
-  for (auto& [g, group] : groups_) {
-    if (g >= kFirstKeyspaceGroup && !wanted.contains(g) && !group.retiring) {
-      group.retiring = true;
-      say(group.name + ": its keyspace is gone; removing this replica");
-    }
-  }
+  mark_moved_away();
   retire_groups();
   return {};
+}
+
+const placement::Keyspace* GroupHost::keyspace_of_group(uint64_t group) const {
+  for (const auto& [name, keyspace] : router_->catalog().all()) {
+    if (group >= keyspace.first_group && group < keyspace.first_group + keyspace.partitions) {
+      return &keyspace;
+    }
+  }
+  return nullptr;
+}
+
+// Replicas this node holds that the catalog no longer gives it: gone with
+// their keyspace, or moved away. A moved replica stays until its group's
+// configuration (as this replica has applied it) no longer names this node:
+// until then it may be needed for a quorum, or to hand the data on.
+void GroupHost::mark_moved_away() {
+  const std::map<uint64_t, std::vector<uint64_t>> wanted = router_->groups_of(options_.node_id);
+  const raft::NodeId self{options_.node_id};
+  for (auto& [g, group] : groups_) {
+    if (g < kFirstKeyspaceGroup || wanted.contains(g) || group.retiring) continue;
+    if (keyspace_of_group(g) != nullptr) {
+      const raft::ConfState conf = group.node->raw().raft().tracker().config.to_conf_state();
+      auto named = [&](const std::vector<raft::NodeId>& ids) {
+        return std::find(ids.begin(), ids.end(), self) != ids.end();
+      };
+      if (named(conf.voters) || named(conf.learners) || named(conf.voters_outgoing) ||
+          named(conf.learners_next)) {
+        continue;
+      }
+      group.retiring = true;
+      say(group.name + ": moved to other nodes; removing this replica");
+      continue;
+    }
+    group.retiring = true;
+    say(group.name + ": its keyspace is gone; removing this replica");
+  }
 }
 
 // A forgotten keyspace's replica goes once no write of its is in flight.
@@ -173,10 +219,14 @@ void GroupHost::retire_groups() {
   }
 }
 
-// A log cut back to nothing with no configuration: the replica was removed.
+// A log cut back past its start with no configuration: the replica was
+// removed. (A replica added by a move has no configuration either until its
+// snapshot arrives, but its log still starts at 1.)
 bool GroupHost::retired_log(uint64_t group) {
-  auto initial = logs_->storage(raft::GroupId{group}).initial_state();
-  return initial && initial->conf_state.voters.empty() && initial->conf_state.learners.empty();
+  raft::Storage& storage = logs_->storage(raft::GroupId{group});
+  auto initial = storage.initial_state();
+  return initial && storage.first_index() > raft::LogIndex{1} &&
+         initial->conf_state.voters.empty() && initial->conf_state.learners.empty();
 }
 
 // The engine is synced first, so the catalog change that made the replica
@@ -214,6 +264,159 @@ void GroupHost::retire_leftovers() {
     base::Status done = retired_log(g) ? KvStateMachine(id, engine_).remove_all() : retire(g);
     if (!done) return fail(done.error());
   }
+}
+
+// On every keyspace group this node leads, one step at a time toward the
+// catalog's target placement: a missing replica joins as a learner; once it
+// has caught up it becomes a voter in the same joint change that removes a
+// voter the target drops (so no moment has fewer voters, or a quorum that
+// does not overlap the old one); voters left over go once every target is
+// a voter, this node handing leadership on first if it is to go; learners
+// the target does not want go. Raft refuses a change while the last one is
+// not applied, and this waits for that too.
+void GroupHost::drive_moves() {
+  const raft::NodeId self{options_.node_id};
+  size_t catching_up = 0;
+  for (auto& [g, group] : groups_) {
+    if (g < kFirstKeyspaceGroup || group.retiring) continue;
+    Node& node = *group.node;
+    const raft::Raft& raft = node.raw().raft();
+    if (raft.role() != raft::Role::kLeader || !raft.lead_transferee().is_none()) continue;
+    const placement::Keyspace* keyspace = keyspace_of_group(g);
+    if (keyspace == nullptr || keyspace->state != placement::KeyspaceState::kActive) continue;
+    const std::vector<uint64_t> target = router_->replicas_of(g);
+    if (target.empty()) continue;
+    if (raft.pending_conf_index() > raft.log().applied()) continue;
+    const raft::ConfState conf = raft.tracker().config.to_conf_state();
+    if (!conf.voters_outgoing.empty()) continue;  // leaving a joint configuration
+    auto listed = [](const std::vector<raft::NodeId>& ids, raft::NodeId id) {
+      return std::find(ids.begin(), ids.end(), id) != ids.end();
+    };
+    auto targeted = [&](raft::NodeId id) {
+      return std::find(target.begin(), target.end(), id.value()) != target.end();
+    };
+    auto caught_up = [&](raft::NodeId id) {
+      auto it = raft.tracker().progress.find(id);
+      return it != raft.tracker().progress.end() &&
+             it->second.state == raft::ProgressState::kReplicate &&
+             it->second.match >= raft.log().committed();
+    };
+    raft::ConfChange change;
+    std::string what;
+    for (uint64_t t : target) {
+      const raft::NodeId id{t};
+      if (listed(conf.voters, id) || listed(conf.learners, id)) continue;
+      if (catching_up >= kCatchUpsMax) break;
+      change.changes.push_back({raft::ConfChangeType::kAddLearnerNode, id});
+      what = "adding node " + std::to_string(t) + " as a learner";
+      ++catching_up;
+      break;
+    }
+    for (raft::NodeId learner : conf.learners) {
+      if (!change.changes.empty() || !targeted(learner)) continue;
+      if (!caught_up(learner)) {
+        ++catching_up;
+        continue;
+      }
+      change.changes.push_back({raft::ConfChangeType::kAddNode, learner});
+      what = "node " + std::to_string(learner.value()) + " caught up: it votes now";
+      for (raft::NodeId voter : conf.voters) {
+        if (!targeted(voter) && voter != self) {
+          change.changes.push_back({raft::ConfChangeType::kRemoveNode, voter});
+          what += ", and node " + std::to_string(voter.value()) + " leaves";
+          break;
+        }
+      }
+    }
+    const bool all_targets_vote = std::all_of(target.begin(), target.end(), [&](uint64_t t) {
+      return listed(conf.voters, raft::NodeId{t});
+    });
+    if (change.changes.empty() && all_targets_vote) {
+      for (raft::NodeId voter : conf.voters) {
+        if (targeted(voter)) continue;
+        if (voter == self) {
+          // To each caught-up target in turn: a transfer that does not
+          // finish is abandoned after an election timeout, and the next
+          // attempt tries another node.
+          std::vector<uint64_t> ready;
+          for (uint64_t t : target) {
+            if (caught_up(raft::NodeId{t})) ready.push_back(t);
+          }
+          if (!ready.empty()) {
+            const uint64_t to = ready[group.transfers++ % ready.size()];
+            node.transfer_leader(raft::NodeId{to});
+            dirty_.insert(g);
+            say(group.name + ": handing leadership to node " + std::to_string(to) +
+                " before leaving the group");
+          }
+          break;
+        }
+        change.changes.push_back({raft::ConfChangeType::kRemoveNode, voter});
+        what = "node " + std::to_string(voter.value()) + " leaves";
+        break;
+      }
+    }
+    for (raft::NodeId learner : conf.learners) {
+      if (!change.changes.empty() || targeted(learner)) continue;
+      change.changes.push_back({raft::ConfChangeType::kRemoveNode, learner});
+      what = "learner " + std::to_string(learner.value()) + " leaves";
+    }
+    if (change.changes.empty()) continue;
+    change.transition = raft::ConfChangeTransition::kAuto;  // two changes: joint, left at once
+    if (node.propose_conf_change(change).ok()) {
+      dirty_.insert(g);
+      say(group.name + ": " + what);
+    }
+  }
+}
+
+// Replicas that are no longer in the placement and that still count
+// themselves members (they missed the entry removing them, and nobody sends
+// them anything any more) ask the placement's replicas, every second,
+// whether they are; the group's leader answers.
+void GroupHost::check_memberships(uint64_t now_ms) {
+  const std::map<uint64_t, std::vector<uint64_t>> wanted = router_->groups_of(options_.node_id);
+  for (auto& [g, group] : groups_) {
+    if (g < kFirstKeyspaceGroup || group.retiring || wanted.contains(g)) continue;
+    if (keyspace_of_group(g) == nullptr || now_ms < group.next_membership_check_ms) continue;
+    group.next_membership_check_ms = now_ms + 1000;
+    for (uint64_t replica : router_->replicas_of(g)) {
+      if (replica == options_.node_id) continue;
+      sends_.push_back(Envelope{raft::NodeId{replica}, MembershipCheck{g, false, true}});
+    }
+  }
+}
+
+void GroupHost::membership(uint64_t from, const MembershipCheck& check) {
+  auto it = groups_.find(check.group);
+  if (it == groups_.end() || it->second.retiring) return;
+  Group& group = it->second;
+  if (!check.answer) {
+    // Only a leader with no configuration change pending knows the
+    // group's configuration for certain.
+    const raft::Raft& raft = group.node->raw().raft();
+    if (raft.role() != raft::Role::kLeader || raft.pending_conf_index() > raft.log().applied()) {
+      return;
+    }
+    const raft::ConfState conf = raft.tracker().config.to_conf_state();
+    const raft::NodeId asker{from};
+    auto named = [&](const std::vector<raft::NodeId>& ids) {
+      return std::find(ids.begin(), ids.end(), asker) != ids.end();
+    };
+    const bool member = named(conf.voters) || named(conf.learners) ||
+                        named(conf.voters_outgoing) || named(conf.learners_next);
+    sends_.push_back(Envelope{asker, MembershipCheck{check.group, true, member}});
+    return;
+  }
+  if (check.member) return;
+  // Removed for certain (configurations only shrink away from a node the
+  // placement no longer names): the replica goes, if the placement still
+  // does not give it to this node.
+  const std::map<uint64_t, std::vector<uint64_t>> wanted = router_->groups_of(options_.node_id);
+  if (wanted.contains(check.group) || keyspace_of_group(check.group) == nullptr) return;
+  group.retiring = true;
+  say(group.name + ": the group's leader (node " + std::to_string(from) +
+      ") says this node was removed; removing this replica");
 }
 
 // The catalog lease: a ReadIndex on the meta group. Its answer means the
@@ -326,6 +529,9 @@ void GroupHost::tick(uint64_t now_ms) {
   renew_catalog(now_ms_);
   take_catalog_steps(now_ms_);
   expire(now_ms_);
+  drive_moves();
+  mark_moved_away();
+  check_memberships(now_ms_);
   retire_groups();
 }
 
@@ -450,6 +656,7 @@ void GroupHost::answer(uint64_t id, Response response) {
 void GroupHost::receive(uint64_t from, PeerMessage message, uint64_t now_ms) {
   now_ms_ = std::max(now_ms_, now_ms);
   if (failed_) return;
+  if (const auto* check = std::get_if<MembershipCheck>(&message)) return membership(from, *check);
   const uint64_t group_id = group_of(message);
   auto it = groups_.find(group_id);
   if (it != groups_.end() && !it->second.retiring) {

@@ -146,6 +146,8 @@ class GroupHost {
     uint64_t last_leader = 0;
     bool retiring = false;  // its keyspace is gone: removed once no write is in flight
     bool persisting = false;  // a PersistRequest is out, persisted() not yet called
+    size_t transfers = 0;     // leadership handed on before leaving (attempts)
+    uint64_t next_membership_check_ms = 0;
     std::string name;
   };
   struct Held {  // waiting for the catalog to be confirmed
@@ -167,6 +169,11 @@ class GroupHost {
   base::Status start_group(uint64_t id);
   base::Status refresh_catalog(uint64_t now_ms);
   void retire_groups();
+  void mark_moved_away();
+  void check_memberships(uint64_t now_ms);
+  void membership(uint64_t from, const MembershipCheck& check);
+  void drive_moves();
+  const placement::Keyspace* keyspace_of_group(uint64_t group) const;
   base::Status retire(uint64_t group);
   void retire_leftovers();
   void maybe_confirm(uint64_t now_ms);

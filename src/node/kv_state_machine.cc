@@ -207,7 +207,7 @@ Result<Command> decode_command(std::string_view data) {
     return corrupt_command("truncated, over a size cap, or trailing bytes");
   }
   if (op < static_cast<uint8_t>(CommandOp::kPut) ||
-      op > static_cast<uint8_t>(CommandOp::kForgetKeyspace)) {
+      op > static_cast<uint8_t>(CommandOp::kSetPlacement)) {
     return corrupt_command("unknown operation " + std::to_string(op));
   }
   if (absent > 1) return corrupt_command("bad flag");
@@ -387,24 +387,33 @@ Result<std::vector<AppliedEntry>> KvStateMachine::apply(const std::vector<raft::
     catalog_changed = true;
     return integer_reply(static_cast<int64_t>(first));
   };
+  // The keyspace a later command names (and, when the command gives them,
+  // the one with those groups: not one created again under the same name);
+  // a reply when there is none.
+  auto named_keyspace = [&](const Command& command,
+                            placement::Keyspace* keyspace) -> std::optional<Result<CommandReply>> {
+    Result<std::optional<std::string>> existing =
+        overlay.get(data_key(std::string(kKeyspaceRecordPrefix) + command.key));
+    if (!existing) return Result<CommandReply>(existing.error());
+    if (!existing->has_value()) return error_reply("ERR no keyspace named '" + command.key + "'");
+    Result<placement::Keyspace> decoded = placement::decode_keyspace(**existing);
+    if (!decoded) return Result<CommandReply>(decoded.error());
+    if (!command.expected.empty() && command.expected != std::to_string(decoded->first_group)) {
+      return error_reply("ERR keyspace '" + command.key + "' is not the one with groups from " +
+                         command.expected);
+    }
+    *keyspace = std::move(*decoded);
+    return std::nullopt;
+  };
   // The later steps of a keyspace's life: each allowed from one state only.
   auto step_keyspace = [&](const Command& command) -> Result<CommandReply> {
     if (group_.value() != kMetaGroupId) return error_reply("ERR catalog commands belong to the meta group");
     const std::string record = data_key(std::string(kKeyspaceRecordPrefix) + command.key);
-    Result<std::optional<std::string>> existing = overlay.get(record);
-    if (!existing) return existing.error();
     if (command.key == placement::kDefaultKeyspace) {
       return error_reply("ERR the default keyspace cannot be dropped");
     }
-    if (!existing->has_value()) return error_reply("ERR no keyspace named '" + command.key + "'");
-    Result<placement::Keyspace> keyspace = placement::decode_keyspace(**existing);
-    if (!keyspace) return keyspace.error();
-    // A step may name the keyspace's groups: then it is for that keyspace
-    // only, not one created again under the same name.
-    if (!command.expected.empty() && command.expected != std::to_string(keyspace->first_group)) {
-      return error_reply("ERR keyspace '" + command.key + "' is not the one with groups from " +
-                         command.expected);
-    }
+    std::optional<placement::Keyspace> keyspace = placement::Keyspace();
+    if (auto refused = named_keyspace(command, &*keyspace)) return std::move(*refused);
     using State = placement::KeyspaceState;
     const State from = keyspace->state;
     const bool allowed = (command.op == CommandOp::kDropKeyspace && from != State::kDropping) ||
@@ -421,6 +430,33 @@ Result<std::vector<AppliedEntry>> KvStateMachine::apply(const std::vector<raft::
       keyspace->state = command.op == CommandOp::kDropKeyspace ? State::kDropping : State::kActive;
       overlay.put(record, placement::encode_keyspace(*keyspace));
     }
+    catalog_changed = true;
+    return integer_reply(1);
+  };
+  // A new target placement for an active keyspace's partitions.
+  auto set_placement = [&](const Command& command) -> Result<CommandReply> {
+    if (group_.value() != kMetaGroupId) return error_reply("ERR catalog commands belong to the meta group");
+    std::optional<placement::Keyspace> keyspace = placement::Keyspace();
+    if (auto refused = named_keyspace(command, &*keyspace)) return std::move(*refused);
+    if (keyspace->state != placement::KeyspaceState::kActive) {
+      return error_reply("ERR keyspace '" + command.key + "' is " +
+                         std::string(placement::state_name(keyspace->state)) +
+                         "; only an active keyspace's replicas move");
+    }
+    Result<placement::Placement> where =
+        placement::decode_placement(command.value, placement::kPartitionsMax);
+    if (!where || where->replicas.size() != keyspace->partitions) {
+      return error_reply("ERR a placement needs an entry for each of the keyspace's partitions");
+    }
+    for (const std::vector<uint64_t>& replicas : where->replicas) {
+      std::vector<uint64_t> sorted = replicas;
+      std::sort(sorted.begin(), sorted.end());
+      if (sorted.empty() || sorted.front() == 0 ||
+          std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) {
+        return error_reply("ERR each partition needs distinct, non-zero replicas");
+      }
+    }
+    overlay.put(data_key(std::string(kPlacementRecordPrefix) + command.key), command.value);
     catalog_changed = true;
     return integer_reply(1);
   };
@@ -579,6 +615,12 @@ Result<std::vector<AppliedEntry>> KvStateMachine::apply(const std::vector<raft::
         auto created = create_keyspace(command);
         if (!created) return created.error();
         reply = std::move(*created);
+        break;
+      }
+      case CommandOp::kSetPlacement: {
+        auto set = set_placement(command);
+        if (!set) return set.error();
+        reply = std::move(*set);
         break;
       }
       case CommandOp::kDropKeyspace:

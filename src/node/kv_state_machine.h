@@ -59,6 +59,10 @@ enum class CommandOp : uint8_t {
   kDropKeyspace = 9,      // creating or active -> dropping
   kActivateKeyspace = 10,  // creating -> active
   kForgetKeyspace = 11,    // dropping -> gone (record and placement removed)
+  // An active keyspace's target placement (value: encoded placement); its
+  // groups' leaders then move replicas until each group's configuration
+  // matches it.
+  kSetPlacement = 12,
 };
 
 // Where the meta group keeps its catalog (user keys of group 1's machine,

@@ -80,15 +80,17 @@ base::Status Node::start() {
   machine_->set_bugs(options_.bugs);
   base::Status loaded = machine_->load();
   if (!loaded.ok()) return loaded;
-  // The engine may be ahead of the log's durable commit index (it was synced
-  // for a compaction while the hard state that followed was lost); Raft
-  // starts from the commit index and the machine skips what it has.
+  // Raft starts with the configuration of the log's snapshot marker and
+  // delivers every committed entry after it again: configuration changes
+  // the engine already applied must reach Raft too (the engine may also be
+  // ahead of the durable commit index, synced for a compaction while the
+  // hard state that followed was lost). The machine skips what it has.
   auto initial = options_.raft.storage->initial_state();
   if (!initial) return initial.error();
-  options_.raft.applied = std::min(machine_->applied().index, initial->hard_state.commit);
-  options_.raft.bugs = options_.bugs;
   const raft::LogIndex first = options_.raft.storage->first_index();
   compacted_ = raft::LogIndex{first.value() - 1};
+  options_.raft.applied = std::min(compacted_, initial->hard_state.commit);
+  options_.raft.bugs = options_.bugs;
   if (machine_->applied().index < compacted_) {
     return Error(Errc::kCorruption,
                  "the state machine has applied up to " +
@@ -143,6 +145,19 @@ void Node::submit(uint64_t id, Request request) {
   if (failed_) return;
   const uint64_t ticks = timeout_ticks(request);
   admit(NodeId{}, 0, id, std::move(request), ticks);
+  pump();
+}
+
+base::Status Node::propose_conf_change(const raft::ConfChange& change) {
+  if (failed_) return *failed_;
+  base::Status proposed = raw_->propose_conf_change(change);
+  pump();
+  return proposed;
+}
+
+void Node::transfer_leader(raft::NodeId to) {
+  if (failed_) return;
+  raw_->transfer_leader(to);
   pump();
 }
 
@@ -504,6 +519,7 @@ void Node::send(NodeId to, PeerMessage message) {
 uint64_t group_of(const PeerMessage& message) {
   if (const auto* m = std::get_if<raft::Message>(&message)) return m->group.value();
   if (const auto* f = std::get_if<ForwardRequest>(&message)) return f->group;
+  if (const auto* c = std::get_if<MembershipCheck>(&message)) return c->group;
   return std::get<ForwardReply>(message).group;
 }
 

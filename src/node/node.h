@@ -87,7 +87,18 @@ struct ForwardReply {
 };
 
 
-using PeerMessage = std::variant<raft::Message, ForwardRequest, ForwardReply>;
+// Replica garbage collection (node::GroupHost): a node that holds a replica
+// the placement no longer gives it, and that has not seen its own removal
+// (it missed the entry), asks the group whether it is still a member; only
+// the group's leader, with no configuration change pending, answers.
+struct MembershipCheck {
+  uint64_t group = 0;
+  bool answer = false;  // false: the question; true: the leader's answer
+  bool member = true;   // the answer
+  friend bool operator==(const MembershipCheck&, const MembershipCheck&) = default;
+};
+
+using PeerMessage = std::variant<raft::Message, ForwardRequest, ForwardReply, MembershipCheck>;
 
 // The Raft group a peer message is for.
 uint64_t group_of(const PeerMessage& message);
@@ -156,6 +167,12 @@ class Node {
   // wrote. A host that takes output once per turn of its loop batches every
   // write of that turn.
   NodeOutput take_output();
+
+  // Leader only: proposes a configuration change (Raft refuses one while
+  // another is not yet applied, or on a follower: kProposalDropped).
+  base::Status propose_conf_change(const raft::ConfChange& change);
+  // Leader only: hands leadership to `to` (a caught-up voter).
+  void transfer_leader(raft::NodeId to);
 
   // A failure the node cannot go on from (the engine refused a write): the
   // host must stop it and restart from disk.

@@ -68,10 +68,11 @@ base::Result<Keyspace> keyspace_from_options(
 // An administrative request about keyspaces, as ctl, the HTTP API and the
 // RESP KEYSPACE command all make it.
 struct KeyspaceCall {
-  enum class Op : uint8_t { kCreate, kDrop, kList, kDescribe };
+  enum class Op : uint8_t { kCreate, kDrop, kList, kDescribe, kMove };
   Op op = Op::kList;
-  std::string name;  // kCreate, kDrop, kDescribe
-  std::vector<std::pair<std::string, std::string>> options;  // kCreate
+  std::string name;  // kCreate, kDrop, kDescribe, kMove
+  // kCreate: the keyspace's options; kMove: partition, from and to (node ids).
+  std::vector<std::pair<std::string, std::string>> options;
 };
 
 std::string encode_keyspace(const Keyspace& keyspace);

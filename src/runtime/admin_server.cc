@@ -104,27 +104,20 @@ base::Status AdminServer::start() {
                 response);
   });
   using Call = placement::KeyspaceCall;
-  impl->server.Get("/keyspaces", [impl](const httplib::Request&, httplib::Response& response) {
-    impl->serve_keyspaces(Call{Call::Op::kList, {}, {}}, response);
-  });
-  impl->server.Get(R"(/keyspaces/([^/]+))",
-                   [impl](const httplib::Request& request, httplib::Response& response) {
-                     impl->serve_keyspaces(Call{Call::Op::kDescribe, request.matches[1], {}},
-                                           response);
-                   });
-  impl->server.Post(R"(/keyspaces/([^/]+))",
-                    [impl](const httplib::Request& request, httplib::Response& response) {
-                      Call call{Call::Op::kCreate, request.matches[1], {}};
-                      for (const auto& [name, value] : request.params) {
-                        call.options.emplace_back(name, value);
-                      }
-                      impl->serve_keyspaces(std::move(call), response);
-                    });
-  impl->server.Delete(R"(/keyspaces/([^/]+))",
-                      [impl](const httplib::Request& request, httplib::Response& response) {
-                        impl->serve_keyspaces(Call{Call::Op::kDrop, request.matches[1], {}},
-                                              response);
-                      });
+  // A handler for `op` on the keyspace the path names (if it names one),
+  // with the query's parameters as the call's options.
+  auto keyspace_handler = [impl](Call::Op op) {
+    return [impl, op](const httplib::Request& request, httplib::Response& response) {
+      Call call{op, request.matches.size() > 1 ? std::string(request.matches[1]) : "", {}};
+      for (const auto& [name, value] : request.params) call.options.emplace_back(name, value);
+      impl->serve_keyspaces(std::move(call), response);
+    };
+  };
+  impl->server.Get("/keyspaces", keyspace_handler(Call::Op::kList));
+  impl->server.Get(R"(/keyspaces/([^/]+))", keyspace_handler(Call::Op::kDescribe));
+  impl->server.Post(R"(/keyspaces/([^/]+))", keyspace_handler(Call::Op::kCreate));
+  impl->server.Post(R"(/keyspaces/([^/]+)/move)", keyspace_handler(Call::Op::kMove));
+  impl->server.Delete(R"(/keyspaces/([^/]+))", keyspace_handler(Call::Op::kDrop));
   if (!impl->server.bind_to_port(parts->first, parts->second)) {
     return base::Error(base::Errc::kIo, "cannot listen for the admin API on " + impl->address);
   }

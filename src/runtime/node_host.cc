@@ -3,6 +3,7 @@
 #include <asio.hpp>
 #include <nlohmann/json.hpp>
 #include <algorithm>
+#include <charconv>
 #include <random>
 #include <set>
 
@@ -382,12 +383,67 @@ struct NodeHost::Impl {
     const placement::Placement* where = host->router().placement_of(k.name);
     for (uint32_t p = 0; where != nullptr && p < where->replicas.size(); ++p) {
       const uint64_t g = k.group_of_partition(p);
-      json["placement"].push_back({{"partition", p},
-                                   {"group", g},
-                                   {"replicas", where->replicas[p]},
-                                   {"leader", host->leader_of(g)}});
+      nlohmann::json entry = {{"partition", p},
+                              {"group", g},
+                              {"replicas", where->replicas[p]},
+                              {"leader", host->leader_of(g)}};
+      // The group's configuration as this node's replica knows it (a move
+      // in progress shows here before it shows in "replicas"' being met).
+      if (const node::Node* replica = host->group(g)) {
+        const raft::ConfState conf = replica->raw().raft().tracker().config.to_conf_state();
+        std::vector<uint64_t> voters, learners;
+        for (raft::NodeId id : conf.voters) voters.push_back(id.value());
+        for (raft::NodeId id : conf.learners) learners.push_back(id.value());
+        entry["voters"] = voters;
+        entry["learners"] = learners;
+        entry["joint"] = !conf.voters_outgoing.empty();
+      }
+      json["placement"].push_back(std::move(entry));
     }
     return json;
+  }
+
+  // The keyspace's placement with one replica of one partition moved
+  // (KEYSPACE MOVE name partition from to).
+  base::Result<placement::Placement> moved_placement(const placement::KeyspaceCall& call) const {
+    const placement::Keyspace* keyspace = host->router().catalog().find(call.name);
+    if (keyspace == nullptr || call.name == placement::kDefaultKeyspace) {
+      return Error(Errc::kNotFound, "no keyspace named '" + call.name + "' to move replicas of");
+    }
+    std::map<std::string, uint64_t> numbers;
+    for (const auto& [option, value] : call.options) {
+      uint64_t n = 0;
+      auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), n);
+      if (error != std::errc() || end != value.data() + value.size()) {
+        return Error(Errc::kInvalidArgument, option + " must be a number, not \"" + value + "\"");
+      }
+      numbers[option] = n;
+    }
+    if (!numbers.contains("partition") || !numbers.contains("from") || !numbers.contains("to")) {
+      return Error(Errc::kInvalidArgument, "a move needs partition, from and to");
+    }
+    placement::Placement where = *host->router().placement_of(call.name);
+    const uint64_t p = numbers["partition"], from = numbers["from"], to = numbers["to"];
+    if (p >= where.replicas.size()) {
+      return Error(Errc::kInvalidArgument, "keyspace '" + call.name + "' has " +
+                                               std::to_string(where.replicas.size()) + " partitions");
+    }
+    std::vector<uint64_t>& replicas = where.replicas[p];
+    auto it = std::find(replicas.begin(), replicas.end(), from);
+    if (it == replicas.end()) {
+      return Error(Errc::kInvalidArgument, "node " + std::to_string(from) +
+                                               " holds no replica of partition " + std::to_string(p));
+    }
+    if (!cluster.members.contains(to)) {
+      return Error(Errc::kInvalidArgument, "node " + std::to_string(to) + " is not a member");
+    }
+    if (std::find(replicas.begin(), replicas.end(), to) != replicas.end()) {
+      return Error(Errc::kInvalidArgument, "node " + std::to_string(to) +
+                                               " already holds a replica of partition " +
+                                               std::to_string(p));
+    }
+    *it = to;
+    return where;
   }
 
   void keyspace_call(placement::KeyspaceCall call,
@@ -411,7 +467,16 @@ struct NodeHost::Impl {
     }
     node::Command command;
     command.key = call.name;
-    if (call.op == Op::kCreate) {
+    if (call.op == Op::kMove) {
+      auto moved = moved_placement(call);
+      if (!moved) {
+        done(moved.error());
+        return;
+      }
+      command.op = node::CommandOp::kSetPlacement;
+      command.value = placement::encode_placement(*moved);
+      command.expected = std::to_string(catalog.find(call.name)->first_group);
+    } else if (call.op == Op::kCreate) {
       auto keyspace = placement::keyspace_from_options(call.name, call.options);
       if (!keyspace) {
         done(keyspace.error());
@@ -438,7 +503,7 @@ struct NodeHost::Impl {
       command.op = node::CommandOp::kCreateKeyspace;
       command.value = placement::encode_keyspace(*keyspace);
       command.expected = placement::encode_placement(*where);
-    } else {
+    } else if (call.op == Op::kDrop) {
       command.op = node::CommandOp::kDropKeyspace;
     }
     const std::string name = call.name;
@@ -451,7 +516,8 @@ struct NodeHost::Impl {
       placed = *placement::decode_placement(command.expected, placement::kPartitionsMax);
     }
     const uint64_t id = next_request++;
-    waiting.emplace(id, [this, name, create, created, placed,
+    const Op op = call.op;
+    waiting.emplace(id, [this, name, create, op, created, placed,
                          done = std::move(done)](node::Response response) {
       if (response.status == node::Response::Status::kTimeout) {
         done(Error(Errc::kUnavailable, "no answer in time; the change may still take effect "
@@ -468,7 +534,9 @@ struct NodeHost::Impl {
         done(Error(why.starts_with("no keyspace") ? Errc::kNotFound : Errc::kInvalidArgument, why));
         return;
       }
-      say("keyspace '" + name + "' " + (create ? "created (it activates in about 4 s)" : "dropped"));
+      say("keyspace '" + name + "' " +
+          (create ? "created (it activates in about 4 s)"
+                  : op == Op::kMove ? "has a new placement; its replicas move" : "dropped"));
       const placement::Keyspace* known = stopped ? nullptr : host->router().catalog().find(name);
       if (known != nullptr && (!create || known->first_group == static_cast<uint64_t>(response.reply.integer))) {
         done(keyspace_json(*known, true).dump(2) + "\n");
@@ -486,6 +554,8 @@ struct NodeHost::Impl {
                                        {"leader", 0}});
         }
         done(json.dump(2) + "\n");
+      } else if (op == Op::kMove && known != nullptr) {
+        done(keyspace_json(*known, true).dump(2) + "\n");
       } else {
         done(nlohmann::json{{"name", name}, {"state", "dropping"}}.dump() + "\n");
       }

@@ -153,7 +153,7 @@ base::Result<node::Request> from_proto(const wire::Request& in) {
   const wire::Command& c = in.command();
   if (request.kind == node::Request::Kind::kWrite &&
       (c.op() < static_cast<uint32_t>(node::CommandOp::kPut) ||
-       c.op() > static_cast<uint32_t>(node::CommandOp::kForgetKeyspace))) {
+       c.op() > static_cast<uint32_t>(node::CommandOp::kSetPlacement))) {
     return malformed("unknown command op " + std::to_string(c.op()));
   }
   request.command.client_id = c.client_id();
@@ -226,6 +226,11 @@ std::string encode_envelope(uint64_t from, uint64_t to,
       reply->set_id(r->id);
       reply->set_group(r->group);
       to_proto(r->response, reply->mutable_response());
+    } else if (const auto* c = std::get_if<node::MembershipCheck>(&message)) {
+      wire::MembershipCheck* check = body->mutable_membership();
+      check->set_group(c->group);
+      check->set_answer(c->answer);
+      check->set_member(c->member);
     }
   }
   return envelope.SerializeAsString();
@@ -274,6 +279,11 @@ base::Result<DecodedEnvelope> decode_envelope(std::string_view bytes) {
         out.messages.push_back(node::ForwardReply{body.forward_reply().incarnation(),
                                                   body.forward_reply().id(), std::move(*response),
                                                   body.forward_reply().group()});
+        break;
+      }
+      case wire::Body::kMembership: {
+        const wire::MembershipCheck& check = body.membership();
+        out.messages.push_back(node::MembershipCheck{check.group(), check.answer(), check.member()});
         break;
       }
       default: return malformed("a message of no known kind");

@@ -1137,6 +1137,10 @@ class Simulation {
         }
         break;
       case KeyspaceStage::kActive:
+        if (!keyspace_moved_ && now_ >= keyspace_active_at_ + options_.duration_ns / 8) {
+          keyspace_move();
+          break;
+        }
         if (now_ >= std::max(options_.duration_ns * 2 / 3,
                              keyspace_active_at_ + options_.duration_ns / 4)) {
           keyspace_ = KeyspaceStage::kDraining;
@@ -1187,8 +1191,71 @@ class Simulation {
     });
   }
 
+  // Moves one replica of each of ks's partitions to a node that never held
+  // it (the leader's replica half the time), by a new target placement;
+  // the groups' leaders carry it out by joint consensus.
+  void keyspace_move() {
+    const node::GroupHost* any = nullptr;
+    for (auto& [id, n] : nodes_) {
+      if (n.host && n.host->router().catalog().find(kKeyspace) != nullptr) any = n.host.get();
+    }
+    if (any == nullptr) return;
+    const placement::Keyspace& k = *any->router().catalog().find(kKeyspace);
+    placement::Placement where = *any->router().placement_of(kKeyspace);
+    bool moved = false;
+    for (uint32_t p = 0; p < where.replicas.size(); ++p) {
+      std::vector<uint64_t>& replicas = where.replicas[p];
+      std::set<uint64_t>& held = keyspace_held_[p];
+      held.insert(replicas.begin(), replicas.end());
+      std::vector<uint64_t> spare;
+      for (int i = 1; i <= options_.nodes; ++i) {
+        if (!held.contains(static_cast<uint64_t>(i))) spare.push_back(static_cast<uint64_t>(i));
+      }
+      if (spare.empty()) continue;
+      size_t out = nemesis_rng_.uniform(replicas.size());
+      const uint64_t leader = any->leader_of(k.group_of_partition(p));
+      if (leader != 0 && nemesis_rng_.chance(1, 2)) {
+        auto it = std::find(replicas.begin(), replicas.end(), leader);
+        if (it != replicas.end()) out = static_cast<size_t>(it - replicas.begin());
+      }
+      const uint64_t in = spare[nemesis_rng_.uniform(spare.size())];
+      trace("move keyspace ks partition " + std::to_string(p) + ": node " +
+            std::to_string(replicas[out]) + " -> node " + std::to_string(in));
+      replicas[out] = in;
+      held.insert(in);
+      moved = true;
+    }
+    keyspace_moved_ = true;
+    if (!moved) return;
+    std::vector<uint64_t> up = nodes_in(SimNode::State::kUp);
+    if (up.empty()) return;
+    SimNode& n = nodes_.at(up[nemesis_rng_.uniform(up.size())]);
+    node::Command command;
+    command.op = node::CommandOp::kSetPlacement;
+    command.key = kKeyspace;
+    command.value = placement::encode_placement(where);
+    command.expected = std::to_string(k.first_group);
+    keyspace_request_ = next_request_id_++;
+    keyspace_moving_ = true;
+    n.host->submit_meta(keyspace_request_, std::move(command));
+    defer_drain(n);
+    const uint64_t request = keyspace_request_;
+    schedule(3 * kSecond, [this, request] {
+      if (keyspace_request_ == request) keyspace_request_ = 0;
+    });
+  }
+
   void keyspace_answer(Response response) {
     const bool done = response.status == Response::Status::kOk;
+    if (keyspace_moving_) {
+      // Not retried if lost: a placement computed from a newer catalog
+      // would be needed, and one move per run is the point.
+      keyspace_moving_ = false;
+      trace(std::string("new placement for ks ") +
+            (done ? (response.reply.kind == node::CommandReply::Kind::kError ? "refused: " + response.reply.error : "committed")
+                  : "not answered: " + response.reason));
+      return;
+    }
     // "already exists" / "is dropping": an earlier attempt took effect.
     if (!done) return;
     if (keyspace_creating_) {
@@ -1316,6 +1383,32 @@ class Simulation {
       if (!n.host || !n.persisting.empty()) return retry_converged();
       for (uint64_t g : n.host->groups()) replicas[g].emplace_back(id, n.host->group(g));
     }
+    // Every partition of a keyspace ends fully replicated where its placement
+    // says: each replica there, configurations equal to it, no learner left
+    // over, no replica anywhere else.
+    const node::GroupHost& view = *nodes_.begin()->second.host;
+    for (const auto& [name, keyspace] : view.router().catalog().all()) {
+      if (name == placement::kDefaultKeyspace) continue;
+      if (keyspace.state != placement::KeyspaceState::kActive) return retry_converged();
+      for (uint32_t p = 0; p < keyspace.partitions; ++p) {
+        const uint64_t group = keyspace.group_of_partition(p);
+        std::vector<uint64_t> target = view.router().replicas_of(group);
+        std::sort(target.begin(), target.end());
+        std::vector<uint64_t> holders;
+        for (const auto& [id, replica] : replicas[group]) {
+          holders.push_back(id);
+          std::vector<uint64_t> voters;
+          const auto conf = replica->raw().raft().tracker().config.to_conf_state();
+          for (NodeId v : conf.voters) voters.push_back(v.value());
+          std::sort(voters.begin(), voters.end());
+          if (voters != target || !conf.learners.empty() || !conf.voters_outgoing.empty()) {
+            return retry_converged();
+          }
+        }
+        std::sort(holders.begin(), holders.end());
+        if (holders != target) return retry_converged();
+      }
+    }
     for (const auto& [group, held] : replicas) {
       std::optional<LogIndex> index;
       for (const auto& [id, replica] : held) {
@@ -1434,6 +1527,9 @@ class Simulation {
   uint64_t keyspace_request_ = 0;  // the operator's attempt in flight
   bool keyspace_creating_ = false;
   uint64_t keyspace_active_at_ = 0;
+  bool keyspace_moved_ = false;   // the operator's move was sent
+  bool keyspace_moving_ = false;  // its answer is awaited
+  std::map<uint32_t, std::set<uint64_t>> keyspace_held_;  // partition -> nodes that held it
   using GroupIndex = std::pair<uint64_t, uint64_t>;  // (group, term or index)
   std::map<GroupIndex, uint64_t> leaders_;        // (group, term) -> leader
   std::map<GroupIndex, AppliedRecord> applied_;   // (group, index) -> what was applied there

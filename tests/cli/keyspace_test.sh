@@ -107,6 +107,32 @@ while :; do
   sleep 0.02
 done
 
+# Move a replica of app's partition 0 to the node that does not hold one:
+# the new node catches up as a learner and is swapped in by joint
+# consensus; every key stays readable through every node.
+ctl 1 keyspace describe app --json >"$work/app.json" || fail "describe app: $(cat "$work/app.json")"
+read -r from to < <(python3 -c '
+import json, sys
+p = json.load(open(sys.argv[1]))["placement"][0]["replicas"]
+print(p[0], ({1, 2, 3} - set(p)).pop())' "$work/app.json")
+out="$(ctl 2 keyspace move app 0 "$from" "$from")" && fail "a move onto a node that holds the partition was accepted"
+echo "$out" | grep -q "already holds" || fail "move onto a holder said: $out"
+out="$(ctl 2 keyspace move app 0 "$from" "$to")" || fail "move app 0 $from -> $to: $out"
+moved() {
+  "$synod" ctl --admin "127.0.0.1:$(admin_port "$to")" keyspace describe app --json | python3 -c '
+import json, sys
+p = json.load(sys.stdin)["placement"][0]
+want = sorted(p["replicas"])
+sys.exit(0 if sorted(p.get("voters", [])) == want and not p.get("learners") and not p.get("joint") else 1)'
+}
+wait_for 20 moved || fail "partition 0 did not move from node $from to node $to: $(ctl "$to" keyspace describe app)"
+wait_for 10 sh -c "grep -q 'keyspace app partition 0: .*removing this replica' $work/node$from.log" ||
+  fail "node $from did not remove its moved replica: $(grep 'app partition 0' "$work/node$from.log" | tail -3)"
+for n in $(seq 1 30); do
+  i=$(( n % 3 + 1 ))
+  [ "$(cli "$i" get "app:k$n")" = "v$n" ] || fail "after the move, GET app:k$n through node $i: $(cli "$i" get "app:k$n")"
+done
+
 # Drop: once gone its keys belong to the next shorter prefix (app).
 out="$(ctl 3 keyspace drop app:users)" || fail "drop app:users: $out"
 [ -z "$(cli 1 get app:users:u1)" ] || fail "app:users:u1 still reads after the drop"

@@ -9,12 +9,32 @@
 #include <deque>
 
 #include "raft/memory_storage.h"
+#include "raft/raft.h"
 #include "storage/mem_kv_engine.h"
 
 namespace synod::node {
 namespace {
 
-// Each group's log in memory.
+// Each group's log in memory; a snapshot is what the group's state machine
+// makes (the source GroupHost sets), as with the WAL's logs.
+class MemLog final : public raft::Storage {
+ public:
+  raft::MemoryStorage mem;
+  std::function<base::Result<raft::Snapshot>()> source;
+
+  base::Result<raft::InitialState> initial_state() const override { return mem.initial_state(); }
+  base::Result<std::vector<raft::Entry>> entries(raft::LogIndex low, raft::LogIndex high,
+                                                 uint64_t max_bytes) const override {
+    return mem.entries(low, high, max_bytes);
+  }
+  base::Result<raft::Term> term(raft::LogIndex index) const override { return mem.term(index); }
+  raft::LogIndex first_index() const override { return mem.first_index(); }
+  raft::LogIndex last_index() const override { return mem.last_index(); }
+  base::Result<raft::Snapshot> snapshot() const override {
+    return source ? source() : mem.snapshot();
+  }
+};
+
 class MemLogs final : public GroupLogs {
  public:
   bool has(raft::GroupId group) const override { return logs_.contains(group); }
@@ -31,33 +51,39 @@ class MemLogs final : public GroupLogs {
     }
     return {};
   }
-  void set_snapshot_source(raft::GroupId, std::function<base::Result<raft::Snapshot>()>) override {}
+  void set_snapshot_source(raft::GroupId group,
+                           std::function<base::Result<raft::Snapshot>()> source) override {
+    log(group).source = std::move(source);
+  }
 
   base::Status apply(raft::GroupId group, const PersistRequest& request) {
     if (request.snapshot) {
-      if (request.snapshot->index <= log(group).first_index() - 1) {
+      if (request.snapshot->index <= log(group).mem.first_index() - 1) {
         // Cut back to where it already starts (a replica removed): a new
         // log; the old one stays alive for whoever still points at it.
+        auto fresh = std::make_unique<MemLog>();
+        fresh->source = log(group).source;
         retired_.push_back(std::move(logs_[group]));
-        logs_[group] = std::make_unique<raft::MemoryStorage>();
+        logs_[group] = std::move(fresh);
       }
-      if (auto s = log(group).apply_snapshot(raft::Snapshot{*request.snapshot, {}}); !s) return s;
+      if (auto s = log(group).mem.apply_snapshot(raft::Snapshot{*request.snapshot, {}}); !s) return s;
     }
     if (!request.entries.empty()) {
-      if (auto s = log(group).append(request.entries); !s) return s;
+      if (auto s = log(group).mem.append(request.entries); !s) return s;
     }
-    if (request.hard_state) log(group).set_hard_state(*request.hard_state);
+    if (request.hard_state) log(group).mem.set_hard_state(*request.hard_state);
+    if (request.compact) (void)log(group).mem.compact(request.compact->index);
     return {};
   }
 
  private:
-  raft::MemoryStorage& log(raft::GroupId group) {
+  MemLog& log(raft::GroupId group) {
     auto& slot = logs_[group];
-    if (!slot) slot = std::make_unique<raft::MemoryStorage>();
+    if (!slot) slot = std::make_unique<MemLog>();
     return *slot;
   }
-  std::map<raft::GroupId, std::unique_ptr<raft::MemoryStorage>> logs_;
-  std::vector<std::unique_ptr<raft::MemoryStorage>> retired_;
+  std::map<raft::GroupId, std::unique_ptr<MemLog>> logs_;
+  std::vector<std::unique_ptr<MemLog>> retired_;
 };
 
 struct Wire {
@@ -286,6 +312,75 @@ TEST(GroupHost, ANodeWhoseMetaReplicaLagsHoldsKeysItCannotRouteYet) {
   got = cluster.run(3, read("late:x"));
   ASSERT_TRUE(got && got->status == Response::Status::kOk) << (got ? got->reason : "no answer");
   EXPECT_EQ(got->value, std::optional<std::string>("written"));
+}
+
+Command set_placement(const std::string& name, std::vector<std::vector<uint64_t>> replicas) {
+  placement::Placement where;
+  where.replicas = std::move(replicas);
+  Command c;
+  c.op = CommandOp::kSetPlacement;
+  c.key = name;
+  c.value = placement::encode_placement(where);
+  return c;
+}
+
+std::vector<uint64_t> voters_of(const Node& node) {
+  std::vector<uint64_t> out;
+  for (raft::NodeId id : node.raw().raft().tracker().config.to_conf_state().voters) {
+    out.push_back(id.value());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// A replica moves by joint consensus: the new node joins as a learner, gets
+// the data, becomes a voter as the old one leaves; the old one's replica is
+// removed once it has applied its removal. The group's leader is moved off
+// too (it hands leadership on first). Reads and writes go on throughout.
+TEST(GroupHost, ReplicasMoveToTheTargetPlacementLeaderIncluded) {
+  TestCluster cluster(4);
+  cluster.advance(3000);
+  auto created = cluster.run_meta(1, create("app", 1, {1, 2, 3}));
+  ASSERT_TRUE(created && created->status == Response::Status::kOk);
+  cluster.advance(5000);
+  const uint64_t group = kFirstKeyspaceGroup;
+  ASSERT_EQ(cluster.host(4).group(group), nullptr);
+  uint64_t sequence = 0;
+  for (int i = 0; i < 20; ++i) {
+    auto put = cluster.run(1 + i % 4, write("app:k" + std::to_string(i), "v" + std::to_string(i), ++sequence));
+    ASSERT_TRUE(put && put->status == Response::Status::kOk) << i;
+  }
+  // Move the leader's replica to node 4.
+  const uint64_t leader = cluster.host(1).leader_of(group);
+  ASSERT_NE(leader, 0u);
+  std::vector<uint64_t> target = {1, 2, 3};
+  std::replace(target.begin(), target.end(), leader, uint64_t{4});
+  auto moved = cluster.run_meta(2, set_placement("app", {target}));
+  ASSERT_TRUE(moved && moved->status == Response::Status::kOk);
+  ASSERT_NE(moved->reply.kind, CommandReply::Kind::kError) << moved->reply.error;
+  for (int i = 20; i < 40; ++i) {  // writes while it moves
+    auto put = cluster.run(1 + i % 4, write("app:k" + std::to_string(i), "v" + std::to_string(i), ++sequence));
+    ASSERT_TRUE(put && put->status == Response::Status::kOk) << i << " " << (put ? put->reason : "");
+    cluster.advance(100);
+  }
+  cluster.advance(5000);
+  std::sort(target.begin(), target.end());
+  for (uint64_t node : target) {
+    const Node* replica = cluster.host(node).group(group);
+    ASSERT_NE(replica, nullptr) << "node " << node;
+    EXPECT_EQ(voters_of(*replica), target) << "node " << node;
+    EXPECT_TRUE(replica->raw().raft().tracker().config.learners.empty());
+  }
+  EXPECT_EQ(cluster.host(leader).group(group), nullptr) << "the old replica is removed";
+  const Node& newcomer = *cluster.host(4).group(group);
+  for (int i = 0; i < 40; ++i) {
+    EXPECT_EQ(*newcomer.machine().get("app:k" + std::to_string(i)), "v" + std::to_string(i)) << i;
+  }
+  for (uint64_t node : {1, 2, 3, 4}) {
+    auto got = cluster.run(node, read("app:k7"));
+    ASSERT_TRUE(got && got->status == Response::Status::kOk) << node;
+    EXPECT_EQ(got->value, std::optional<std::string>("v7"));
+  }
 }
 
 }  // namespace

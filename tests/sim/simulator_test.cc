@@ -123,6 +123,14 @@ const Regression kRegressions[] = {
     {3, 60, 5, "a torn WAL batch kept a snapshot marker but lost its hard state: restart refused"},
     {20, 60, 5, "the same, with commit 1733 below a log starting at 1829"},
     {58, 60, 5, "the same, with commit 239 below a log starting at 328"},
+    {56, 30, 5,
+     "a restarted node's Raft lost configuration changes its engine had applied (Raft started "
+     "from the engine's applied index, so they were never delivered again): as the new leader "
+     "of a moved partition it re-added a voter as a learner and replicas diverged"},
+    {36, 10, 5,
+     "a replica added by a move crashed before its snapshot arrived; on restart its log (no "
+     "configuration yet) was taken for a removed replica's, so it never came back and the "
+     "partition never became fully replicated"},
 };
 
 TEST(Simulator, RegressionSeedsPass) {
