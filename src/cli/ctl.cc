@@ -290,6 +290,28 @@ int run_ctl(const CtlOptions& options) {
                 p.value("address", std::string()).c_str(), health.c_str(), contact.c_str(),
                 std::min(phi, 9999.9), p.value("last_error", std::string()).c_str());
   }
+  if (status.contains("moves") && !status["moves"].empty()) {
+    auto ids = [](const nlohmann::json& list) {
+      std::string text;
+      for (const auto& id : list) text += (text.empty() ? "" : ",") + std::to_string(id.get<uint64_t>());
+      return text.empty() ? std::string("-") : text;
+    };
+    std::printf("\nMOVES (driven by this node, the groups' leader)\n%-34s %-10s %-10s %-10s %s\n",
+                "GROUP", "TARGET", "VOTERS", "LEARNERS", "PROGRESS");
+    for (const auto& m : status["moves"]) {
+      std::string progress = m.value("joint", false) ? "joint configuration" : "";
+      if (m.value("learner", 0ull) != 0) {
+        const uint64_t match = m.value("learner_match", 0ull), last = m.value("last_index", 0ull);
+        progress = "node " + std::to_string(m.value("learner", 0ull)) + " catching up: " +
+                   std::to_string(match) + "/" + std::to_string(last) + " (" +
+                   std::to_string(last == 0 ? 100 : match * 100 / last) + "%)";
+      }
+      if (progress.empty()) progress = "changing configuration";
+      std::printf("%-34s %-10s %-10s %-10s %s\n", m.value("name", std::string()).c_str(),
+                  ids(m["target"]).c_str(), ids(m["voters"]).c_str(), ids(m["learners"]).c_str(),
+                  progress.c_str());
+    }
+  }
   return 0;
 }
 

@@ -823,6 +823,38 @@ std::string GroupHost::group_name(uint64_t group_id) const {
   return "group " + std::to_string(group_id);
 }
 
+std::vector<MoveStatus> GroupHost::moves() const {
+  std::vector<MoveStatus> out;
+  for (const auto& [g, group] : groups_) {
+    if (g < kFirstKeyspaceGroup || group.retiring) continue;
+    const raft::Raft& raft = group.node->raw().raft();
+    if (raft.role() != raft::Role::kLeader) continue;
+    MoveStatus move;
+    move.group = g;
+    move.name = group.name;
+    move.target = router_->replicas_of(g);
+    std::sort(move.target.begin(), move.target.end());
+    const raft::ConfState conf = raft.tracker().config.to_conf_state();
+    for (raft::NodeId id : conf.voters) move.voters.push_back(id.value());
+    for (raft::NodeId id : conf.learners) move.learners.push_back(id.value());
+    std::sort(move.voters.begin(), move.voters.end());
+    move.joint = !conf.voters_outgoing.empty();
+    if (move.target.empty() || (move.voters == move.target && move.learners.empty() && !move.joint)) {
+      continue;
+    }
+    move.last_index = raft.log().last_index().value();
+    for (uint64_t learner : move.learners) {
+      auto it = raft.tracker().progress.find(raft::NodeId{learner});
+      if (it == raft.tracker().progress.end()) continue;
+      move.learner = learner;
+      move.learner_match = it->second.match.value();
+      break;
+    }
+    out.push_back(std::move(move));
+  }
+  return out;
+}
+
 size_t GroupHost::open_requests() const {
   size_t own = 0;
   for (const auto& [id, group] : submitted_to_) own += id < kHostIdsEnd ? 1 : 0;

@@ -79,6 +79,20 @@ struct GroupHostOptions {
   std::function<uint64_t()> random;
 };
 
+// A replica move this node drives (it leads the group), for status pages.
+struct MoveStatus {
+  uint64_t group = 0;
+  std::string name;  // "keyspace app partition 3"
+  std::vector<uint64_t> target;    // the placement's replicas
+  std::vector<uint64_t> voters;    // the group's configuration now
+  std::vector<uint64_t> learners;
+  bool joint = false;
+  // Catching up: the learner's match index against the leader's last index.
+  uint64_t learner = 0;
+  uint64_t learner_match = 0;
+  uint64_t last_index = 0;
+};
+
 struct GroupHostOutput {
   std::vector<Envelope> messages;  // to peers; each names its group
   std::vector<std::pair<uint64_t, Response>> responses;  // (request id, reply)
@@ -136,6 +150,9 @@ class GroupHost {
   // "meta group", "partition 3" (of default), "keyspace app partition 3".
   std::string group_name(uint64_t group) const;
   size_t open_requests() const;
+  // The moves this node drives now: groups it leads whose configuration is
+  // not yet the placement's.
+  std::vector<MoveStatus> moves() const;
   uint64_t elections_won() const { return elections_won_; }
   uint64_t leader_changes() const { return leader_changes_; }
 

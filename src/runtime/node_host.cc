@@ -643,6 +643,18 @@ std::string NodeHost::status_json() const {
                              {"last_error", p.last_error}});
   }
   json["wal"] = {{"syncs", s.wal_syncs}, {"batches", s.wal_batches}, {"bytes", s.wal_bytes}};
+  json["moves"] = nlohmann::json::array();
+  for (const node::MoveStatus& m : impl_->host->moves()) {
+    json["moves"].push_back({{"group", m.group},
+                             {"name", m.name},
+                             {"target", m.target},
+                             {"voters", m.voters},
+                             {"learners", m.learners},
+                             {"joint", m.joint},
+                             {"learner", m.learner},
+                             {"learner_match", m.learner_match},
+                             {"last_index", m.last_index}});
+  }
   return json.dump(2) + "\n";
 }
 
@@ -710,6 +722,9 @@ void NodeHost::export_metrics(Metrics& metrics) const {
   }
   impl_->wal_write_seconds.clear();
   metrics.set_gauge("synod_requests_open", "", static_cast<double>(s.requests_open));
+  metrics.describe("synod_moves_in_flight", "gauge",
+                   "Replica moves this node drives (groups it leads not yet at their placement)");
+  metrics.set_gauge("synod_moves_in_flight", "", static_cast<double>(impl_->host->moves().size()));
   for (const PeerState& p : s.peers) {
     const std::string labels = "peer=\"" + std::to_string(p.id) + "\"";
     metrics.set_gauge("synod_peer_connected", labels, p.connected ? 1 : 0);

@@ -126,6 +126,10 @@ want = sorted(p["replicas"])
 sys.exit(0 if sorted(p.get("voters", [])) == want and not p.get("learners") and not p.get("joint") else 1)'
 }
 wait_for 20 moved || fail "partition 0 did not move from node $from to node $to: $(ctl "$to" keyspace describe app)"
+for i in 1 2 3; do
+  wait_for 5 sh -c "! $synod ctl --admin 127.0.0.1:$(admin_port "$i") status | grep -q '^MOVES'" ||
+    fail "node $i still shows a move in flight: $(ctl "$i" status | sed -n '/^MOVES/,$p')"
+done
 wait_for 10 sh -c "grep -q 'keyspace app partition 0: .*removing this replica' $work/node$from.log" ||
   fail "node $from did not remove its moved replica: $(grep 'app partition 0' "$work/node$from.log" | tail -3)"
 for n in $(seq 1 30); do

@@ -358,6 +358,16 @@ TEST(GroupHost, ReplicasMoveToTheTargetPlacementLeaderIncluded) {
   auto moved = cluster.run_meta(2, set_placement("app", {target}));
   ASSERT_TRUE(moved && moved->status == Response::Status::kOk);
   ASSERT_NE(moved->reply.kind, CommandReply::Kind::kError) << moved->reply.error;
+  // The move shows on its driver, the group's leader, until it is done.
+  size_t shown = 0;
+  for (uint64_t node : {1, 2, 3, 4}) {
+    for (const MoveStatus& m : cluster.host(node).moves()) {
+      EXPECT_EQ(m.group, group);
+      EXPECT_EQ(node, leader) << "only the group's leader drives a move";
+      ++shown;
+    }
+  }
+  EXPECT_EQ(shown, 1u);
   for (int i = 20; i < 40; ++i) {  // writes while it moves
     auto put = cluster.run(1 + i % 4, write("app:k" + std::to_string(i), "v" + std::to_string(i), ++sequence));
     ASSERT_TRUE(put && put->status == Response::Status::kOk) << i << " " << (put ? put->reason : "");
@@ -372,6 +382,7 @@ TEST(GroupHost, ReplicasMoveToTheTargetPlacementLeaderIncluded) {
     EXPECT_TRUE(replica->raw().raft().tracker().config.learners.empty());
   }
   EXPECT_EQ(cluster.host(leader).group(group), nullptr) << "the old replica is removed";
+  for (uint64_t node : {1, 2, 3, 4}) EXPECT_TRUE(cluster.host(node).moves().empty()) << node;
   const Node& newcomer = *cluster.host(4).group(group);
   for (int i = 0; i < 40; ++i) {
     EXPECT_EQ(*newcomer.machine().get("app:k" + std::to_string(i)), "v" + std::to_string(i)) << i;
