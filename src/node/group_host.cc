@@ -16,6 +16,8 @@ constexpr uint64_t kFirstPartitionGroup = 2;
 // Learners a node catches up at once, across the groups it leads: a bound
 // on the snapshot traffic rebalancing adds.
 constexpr size_t kCatchUpsMax = 2;
+// A learner whose match index has not moved for this long is taken out.
+constexpr uint64_t kLearnerStallMs = 30'000;
 
 Response unknown_outcome(std::string reason) {
   Response response;
@@ -144,6 +146,16 @@ base::Status GroupHost::refresh_catalog(uint64_t now_ms) {
     }
     fresh.push_back(g);
   }
+  // Replicas this node still holds a log of, of keyspaces that still exist,
+  // start too even when the placement no longer names this node: until the
+  // group's configuration no longer names it, it may be a voter holding
+  // entries a quorum needs (mark_moved_away removes it when it may).
+  for (raft::GroupId id : logs_->groups()) {
+    const uint64_t g = id.value();
+    if (g < kFirstKeyspaceGroup || groups_.contains(g) || wanted.contains(g)) continue;
+    if (keyspace_of_group(g) == nullptr || retired_log(g)) continue;
+    fresh.push_back(g);
+  }
   if (!created.empty()) {
     if (auto s = logs_->persist_now(created); !s) return s;
   }
@@ -249,11 +261,12 @@ base::Status GroupHost::retire(uint64_t group) {
 }
 
 // Once the catalog is first confirmed: replicas of forgotten keyspaces
-// that a crash kept from being removed. A group in the logs that the
-// confirmed catalog does not give this node was forgotten (it was started
-// only after its creation was applied here, and group ids are never
-// reused); one already cut back may still have data if the crash came
-// between the two steps.
+// that a crash kept from being removed. A group in the logs whose keyspace
+// the confirmed catalog does not have was forgotten (it was started only
+// after its creation was applied here, and group ids are never reused);
+// one already cut back may still have data if the crash came between the
+// two steps. (A replica of a keyspace that still exists is started instead,
+// and goes only once its group's configuration lets it.)
 void GroupHost::retire_leftovers() {
   if (leftovers_checked_) return;
   leftovers_checked_ = true;
@@ -261,6 +274,7 @@ void GroupHost::retire_leftovers() {
   for (raft::GroupId id : logs_->groups()) {
     const uint64_t g = id.value();
     if (g < kFirstKeyspaceGroup || groups_.contains(g) || wanted.contains(g)) continue;
+    if (keyspace_of_group(g) != nullptr) continue;
     base::Status done = retired_log(g) ? KvStateMachine(id, engine_).remove_all() : retire(g);
     if (!done) return fail(done.error());
   }
@@ -275,8 +289,42 @@ void GroupHost::retire_leftovers() {
 // the target does not want go. Raft refuses a change while the last one is
 // not applied, and this waits for that too.
 void GroupHost::drive_moves() {
+  // Only by a confirmed catalog: a restarted leader whose meta replica lags
+  // would otherwise drive its groups back toward an older placement.
+  if (!router_->confirmed(now_ms_)) return;
   const raft::NodeId self{options_.node_id};
+  // Learners this node is catching up now, across the groups it leads:
+  // those that progressed within the stall limit (a learner on a dead node
+  // does not hold the others up, and is taken out below).
   size_t catching_up = 0;
+  for (auto& [g, group] : groups_) {
+    if (g < kFirstKeyspaceGroup || group.retiring) continue;
+    const raft::Raft& raft = group.node->raw().raft();
+    if (raft.role() != raft::Role::kLeader) {
+      group.learners.clear();
+      continue;
+    }
+    for (raft::NodeId learner : raft.tracker().config.learners) {
+      auto progress = raft.tracker().progress.find(learner);
+      if (progress == raft.tracker().progress.end()) continue;
+      LearnerWatch& watch = group.learners[learner.value()];
+      if (watch.seen_ms == 0 || progress->second.match.value() > watch.match) {
+        watch.match = progress->second.match.value();
+        watch.progress_ms = now_ms_;
+      }
+      if (watch.seen_ms == 0) watch.seen_ms = now_ms_;
+      // Caught up once it reaches what was committed when it first
+      // replicated normally: a fixed goal, so a busy group's learner does
+      // not chase a commit index that keeps moving.
+      if (watch.goal == 0 && progress->second.state == raft::ProgressState::kReplicate) {
+        watch.goal = std::max<uint64_t>(raft.log().committed().value(), 1);
+      }
+      if (now_ms_ - watch.progress_ms < kLearnerStallMs) ++catching_up;
+    }
+    std::erase_if(group.learners, [&](const auto& entry) {
+      return !raft.tracker().config.learners.contains(raft::NodeId{entry.first});
+    });
+  }
   for (auto& [g, group] : groups_) {
     if (g < kFirstKeyspaceGroup || group.retiring) continue;
     Node& node = *group.node;
@@ -295,11 +343,19 @@ void GroupHost::drive_moves() {
     auto targeted = [&](raft::NodeId id) {
       return std::find(target.begin(), target.end(), id.value()) != target.end();
     };
+    // A voter is caught up (for a leadership transfer) at the commit index;
+    // a learner at its goal.
     auto caught_up = [&](raft::NodeId id) {
       auto it = raft.tracker().progress.find(id);
-      return it != raft.tracker().progress.end() &&
-             it->second.state == raft::ProgressState::kReplicate &&
-             it->second.match >= raft.log().committed();
+      if (it == raft.tracker().progress.end() ||
+          it->second.state != raft::ProgressState::kReplicate) {
+        return false;
+      }
+      auto watch = group.learners.find(id.value());
+      if (watch != group.learners.end()) {
+        return watch->second.goal != 0 && it->second.match.value() >= watch->second.goal;
+      }
+      return it->second.match >= raft.log().committed();
     };
     raft::ConfChange change;
     std::string what;
@@ -315,7 +371,15 @@ void GroupHost::drive_moves() {
     for (raft::NodeId learner : conf.learners) {
       if (!change.changes.empty() || !targeted(learner)) continue;
       if (!caught_up(learner)) {
-        ++catching_up;
+        const LearnerWatch& watch = group.learners[learner.value()];
+        if (now_ms_ - watch.progress_ms >= kLearnerStallMs) {
+          // No progress for a long while (its node is down, or refuses the
+          // replica): out, so the group is not left with a dead member;
+          // it is added again later.
+          change.changes.push_back({raft::ConfChangeType::kRemoveNode, learner});
+          what = "learner " + std::to_string(learner.value()) + " made no progress for " +
+                 std::to_string(kLearnerStallMs / 1000) + " s; it leaves for now";
+        }
         continue;
       }
       change.changes.push_back({raft::ConfChangeType::kAddNode, learner});
@@ -395,7 +459,11 @@ void GroupHost::membership(uint64_t from, const MembershipCheck& check) {
     // Only a leader with no configuration change pending knows the
     // group's configuration for certain.
     const raft::Raft& raft = group.node->raw().raft();
-    if (raft.role() != raft::Role::kLeader || raft.pending_conf_index() > raft.log().applied()) {
+    // And only while a quorum has answered it lately (check-quorum's
+    // window). "No" is final because the meta group never lets a
+    // placement name a node again for a partition it held.
+    if (raft.role() != raft::Role::kLeader || !raft.tracker().quorum_active() ||
+        raft.pending_conf_index() > raft.log().applied()) {
       return;
     }
     const raft::ConfState conf = raft.tracker().config.to_conf_state();

@@ -157,6 +157,12 @@ class GroupHost {
   uint64_t leader_changes() const { return leader_changes_; }
 
  private:
+  struct LearnerWatch {  // a learner of a group this node leads
+    uint64_t seen_ms = 0;
+    uint64_t match = 0;        // its match index when last seen to progress
+    uint64_t progress_ms = 0;  // when that was
+    uint64_t goal = 0;         // the index it must reach to vote (0: not yet set)
+  };
   struct Group {
     std::unique_ptr<Node> node;
     raft::Role last_role = raft::Role::kFollower;
@@ -165,6 +171,7 @@ class GroupHost {
     bool persisting = false;  // a PersistRequest is out, persisted() not yet called
     size_t transfers = 0;     // leadership handed on before leaving (attempts)
     uint64_t next_membership_check_ms = 0;
+    std::map<uint64_t, LearnerWatch> learners;  // while this node leads
     std::string name;
   };
   struct Held {  // waiting for the catalog to be confirmed

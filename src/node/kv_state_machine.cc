@@ -383,6 +383,7 @@ Result<std::vector<AppliedEntry>> KvStateMachine::apply(const std::vector<raft::
     Encoder(next_value).varint(first + keyspace->partitions);
     overlay.put(record, placement::encode_keyspace(*keyspace));
     overlay.put(data_key(std::string(kPlacementRecordPrefix) + keyspace->name), command.expected);
+    overlay.put(data_key(std::string(kHeldRecordPrefix) + keyspace->name), command.expected);
     overlay.put(next_key, std::move(next_value));
     catalog_changed = true;
     return integer_reply(static_cast<int64_t>(first));
@@ -398,7 +399,9 @@ Result<std::vector<AppliedEntry>> KvStateMachine::apply(const std::vector<raft::
     if (!existing->has_value()) return error_reply("ERR no keyspace named '" + command.key + "'");
     Result<placement::Keyspace> decoded = placement::decode_keyspace(**existing);
     if (!decoded) return Result<CommandReply>(decoded.error());
-    if (!command.expected.empty() && command.expected != std::to_string(decoded->first_group)) {
+    const std::string_view groups = std::string_view(command.expected).substr(
+        0, std::string_view(command.expected).find('/'));
+    if (!command.expected.empty() && groups != std::to_string(decoded->first_group)) {
       return error_reply("ERR keyspace '" + command.key + "' is not the one with groups from " +
                          command.expected);
     }
@@ -426,6 +429,7 @@ Result<std::vector<AppliedEntry>> KvStateMachine::apply(const std::vector<raft::
     if (command.op == CommandOp::kForgetKeyspace) {
       overlay.del(record);
       overlay.del(data_key(std::string(kPlacementRecordPrefix) + command.key));
+      overlay.del(data_key(std::string(kHeldRecordPrefix) + command.key));
     } else {
       keyspace->state = command.op == CommandOp::kDropKeyspace ? State::kDropping : State::kActive;
       overlay.put(record, placement::encode_keyspace(*keyspace));
@@ -456,6 +460,42 @@ Result<std::vector<AppliedEntry>> KvStateMachine::apply(const std::vector<raft::
         return error_reply("ERR each partition needs distinct, non-zero replicas");
       }
     }
+    auto stored = [&](std::string_view prefix) -> Result<placement::Placement> {
+      Result<std::optional<std::string>> bytes =
+          overlay.get(data_key(std::string(prefix) + command.key));
+      if (!bytes) return bytes.error();
+      if (!bytes->has_value()) return Error(Errc::kCorruption, "keyspace '" + command.key + "' has no " + std::string(prefix) + " record");
+      return placement::decode_placement(**bytes, placement::kPartitionsMax);
+    };
+    Result<placement::Placement> current = stored(kPlacementRecordPrefix);
+    if (!current) return current.error();
+    const size_t slash = command.expected.find('/');
+    if (slash != std::string::npos &&
+        command.expected.substr(slash + 1) != placement::placement_version(*current)) {
+      return error_reply("ERR keyspace '" + command.key +
+                         "' has another placement than the one this change was made from; "
+                         "read it again");
+    }
+    Result<placement::Placement> held = stored(kHeldRecordPrefix);
+    if (!held) return held.error();
+    for (uint32_t p = 0; p < keyspace->partitions; ++p) {
+      for (uint64_t node : where->replicas[p]) {
+        const auto& now = current->replicas[p];
+        const auto& before = held->replicas[p];
+        if (std::find(now.begin(), now.end(), node) == now.end() &&
+            std::find(before.begin(), before.end(), node) != before.end()) {
+          return error_reply("ERR node " + std::to_string(node) + " held partition " +
+                             std::to_string(p) + " of keyspace '" + command.key +
+                             "' before; moving a replica back onto a node is not supported yet");
+        }
+      }
+      for (uint64_t node : where->replicas[p]) {
+        auto& before = held->replicas[p];
+        if (std::find(before.begin(), before.end(), node) == before.end()) before.push_back(node);
+      }
+    }
+    overlay.put(data_key(std::string(kHeldRecordPrefix) + command.key),
+                placement::encode_placement(*held));
     overlay.put(data_key(std::string(kPlacementRecordPrefix) + command.key), command.value);
     catalog_changed = true;
     return integer_reply(1);

@@ -61,7 +61,11 @@ enum class CommandOp : uint8_t {
   kForgetKeyspace = 11,    // dropping -> gone (record and placement removed)
   // An active keyspace's target placement (value: encoded placement); its
   // groups' leaders then move replicas until each group's configuration
-  // matches it.
+  // matches it. `expected` is "FIRST_GROUP/VERSION": VERSION (hex, from
+  // placement::placement_version) must be the current placement's, so two
+  // moves made from the same reading cannot undo each other. A placement
+  // that names a node again for a partition it held before is refused (its
+  // log would need resetting first).
   kSetPlacement = 12,
 };
 
@@ -69,6 +73,9 @@ enum class CommandOp : uint8_t {
 // which no client key is ever routed to).
 inline constexpr std::string_view kKeyspaceRecordPrefix = "keyspace/";
 inline constexpr std::string_view kPlacementRecordPrefix = "placement/";
+// Per partition, every node that ever held a replica (a placement may not
+// name one of them again: see kSetPlacement).
+inline constexpr std::string_view kHeldRecordPrefix = "held/";
 inline constexpr std::string_view kNextGroupRecord = "next-group";
 // The meta group: the only group whose machine takes catalog commands.
 inline constexpr uint64_t kMetaGroupId = 1;

@@ -1,6 +1,7 @@
 #include "placement/placement.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <map>
 #include <numeric>
 #include <set>
@@ -222,6 +223,13 @@ uint64_t replicas_moved(const Placement& before, const Placement& after) {
     }
   }
   return moved;
+}
+
+std::string placement_version(const Placement& placement) {
+  char text[17];
+  std::snprintf(text, sizeof text, "%016llx",
+                static_cast<unsigned long long>(base::checksum64(encode_placement(placement))));
+  return text;
 }
 
 }  // namespace synod::placement

@@ -59,6 +59,10 @@ base::Result<Placement> place(const std::vector<Member>& members, uint32_t parti
 std::string encode_placement(const Placement& placement);
 base::Result<Placement> decode_placement(std::string_view bytes, uint32_t partitions_max);
 
+// A placement's identity for compare-and-set (hex of a checksum of its
+// encoding).
+std::string placement_version(const Placement& placement);
+
 // Replica counts per node id, ascending by id (members holding none appear
 // with zero when listed in `members`).
 std::vector<std::pair<uint64_t, uint64_t>> loads(const Placement& placement,

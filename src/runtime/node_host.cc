@@ -475,7 +475,9 @@ struct NodeHost::Impl {
       }
       command.op = node::CommandOp::kSetPlacement;
       command.value = placement::encode_placement(*moved);
-      command.expected = std::to_string(catalog.find(call.name)->first_group);
+      // Compare-and-set against the placement the move was made from.
+      command.expected = std::to_string(catalog.find(call.name)->first_group) + "/" +
+                         placement::placement_version(*host->router().placement_of(call.name));
     } else if (call.op == Op::kCreate) {
       auto keyspace = placement::keyspace_from_options(call.name, call.options);
       if (!keyspace) {

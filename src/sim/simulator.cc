@@ -257,6 +257,7 @@ class Simulation {
       schedule(client_rng_.uniform(50 * kMs), [this, c] { client_wake(static_cast<uint64_t>(c)); });
     }
     if (!options_.faults.empty()) schedule(nemesis_delay(), [this] { nemesis(); });
+    keyspace_kept_ = nemesis_rng_.chance(1, 2);
     schedule(50 * kMs, [this] { keyspace_step(); });
     schedule(options_.duration_ns, [this] { heal_all(); });
     schedule(100 * kMs, [this] { check_log_matching(); });
@@ -519,6 +520,47 @@ class Simulation {
       return;
     }
     check_node(n);
+    check_voters_keep_replicas(n);
+  }
+
+  // Durability across moves: a running node never lets go of a keyspace
+  // replica while the newest configuration any replica of that group has
+  // applied still names it a voter (it may hold entries a quorum needs).
+  void check_voters_keep_replicas(SimNode& n) {
+    if (!result_.violation.empty()) return;
+    for (uint64_t g : n.host->groups()) {
+      if (g < node::kFirstKeyspaceGroup) continue;
+      const node::AppliedState& applied = n.host->group(g)->machine().applied();
+      // A replica that never had a configuration naming it (started empty,
+      // no snapshot yet) holds nothing and promised nothing.
+      const auto& voters = applied.conf_state.voters;
+      const auto& learners = applied.conf_state.learners;
+      if (std::find(voters.begin(), voters.end(), NodeId{n.id}) != voters.end() ||
+          std::find(learners.begin(), learners.end(), NodeId{n.id}) != learners.end()) {
+        held_groups_[n.id].insert(g);
+      }
+      auto& newest = newest_conf_[g];
+      if (applied.index.value() > newest.first) newest = {applied.index.value(), applied.conf_state};
+    }
+    for (uint64_t g : held_groups_[n.id]) {
+      if (n.host->group(g) != nullptr) continue;
+      bool keyspace_exists = false;  // a dropped keyspace's replicas all go
+      for (const auto& [name, k] : n.host->router().catalog().all()) {
+        keyspace_exists |= g >= k.first_group && g < k.first_group + k.partitions;
+      }
+      if (!keyspace_exists) continue;
+      const auto it = newest_conf_.find(g);
+      if (it == newest_conf_.end()) continue;
+      const ConfState& conf = it->second.second;
+      const NodeId self{n.id};
+      if (std::find(conf.voters.begin(), conf.voters.end(), self) != conf.voters.end() ||
+          std::find(conf.voters_outgoing.begin(), conf.voters_outgoing.end(), self) !=
+              conf.voters_outgoing.end()) {
+        return violation("durability: node " + std::to_string(n.id) + " holds no replica of group " +
+                         std::to_string(g) + " but the group's configuration at index " +
+                         std::to_string(it->second.first) + " names it a voter");
+      }
+    }
   }
 
   void persist_done(uint64_t id, uint64_t epoch, uint64_t group) {
@@ -1141,6 +1183,13 @@ class Simulation {
           keyspace_move();
           break;
         }
+        if (keyspace_moved_ && !keyspace_move_done_) {
+          keyspace_send_move();
+          break;
+        }
+        // Half the runs keep the keyspace to the end, where every partition
+        // must be fully replicated where the placement says.
+        if (keyspace_kept_) break;
         if (now_ >= std::max(options_.duration_ns * 2 / 3,
                              keyspace_active_at_ + options_.duration_ns / 4)) {
           keyspace_ = KeyspaceStage::kDraining;
@@ -1227,14 +1276,31 @@ class Simulation {
     }
     keyspace_moved_ = true;
     if (!moved) return;
+    keyspace_from_ = *any->router().placement_of(kKeyspace);
+    keyspace_to_ = where;
+    keyspace_first_group_ = k.first_group;
+    keyspace_send_move();
+  }
+
+  // Sends the move (again, if an attempt was lost), compare-and-set against
+  // the placement it was made from; done once some node shows the new one.
+  void keyspace_send_move() {
+    for (auto& [id, n] : nodes_) {
+      const placement::Placement* now = n.host ? n.host->router().placement_of(kKeyspace) : nullptr;
+      if (now != nullptr && *now == keyspace_to_) {
+        keyspace_move_done_ = true;
+        return;
+      }
+    }
     std::vector<uint64_t> up = nodes_in(SimNode::State::kUp);
     if (up.empty()) return;
     SimNode& n = nodes_.at(up[nemesis_rng_.uniform(up.size())]);
     node::Command command;
     command.op = node::CommandOp::kSetPlacement;
     command.key = kKeyspace;
-    command.value = placement::encode_placement(where);
-    command.expected = std::to_string(k.first_group);
+    command.value = placement::encode_placement(keyspace_to_);
+    command.expected = std::to_string(keyspace_first_group_) + "/" +
+                       placement::placement_version(keyspace_from_);
     keyspace_request_ = next_request_id_++;
     keyspace_moving_ = true;
     n.host->submit_meta(keyspace_request_, std::move(command));
@@ -1248,12 +1314,13 @@ class Simulation {
   void keyspace_answer(Response response) {
     const bool done = response.status == Response::Status::kOk;
     if (keyspace_moving_) {
-      // Not retried if lost: a placement computed from a newer catalog
-      // would be needed, and one move per run is the point.
       keyspace_moving_ = false;
       trace(std::string("new placement for ks ") +
             (done ? (response.reply.kind == node::CommandReply::Kind::kError ? "refused: " + response.reply.error : "committed")
                   : "not answered: " + response.reason));
+      // Refused: another attempt of this same move got in first (the
+      // placement is no longer the one it was made from).
+      if (done) keyspace_move_done_ = true;
       return;
     }
     // "already exists" / "is dropping": an earlier attempt took effect.
@@ -1528,6 +1595,12 @@ class Simulation {
   bool keyspace_creating_ = false;
   uint64_t keyspace_active_at_ = 0;
   bool keyspace_moved_ = false;   // the operator's move was sent
+  bool keyspace_move_done_ = false;  // ... and taken (or seen taken)
+  bool keyspace_kept_ = false;    // never dropped: checked fully replicated at the end
+  std::map<uint64_t, std::set<uint64_t>> held_groups_;  // node -> keyspace groups it held
+  std::map<uint64_t, std::pair<uint64_t, ConfState>> newest_conf_;  // group -> (index, conf)
+  placement::Placement keyspace_from_, keyspace_to_;
+  uint64_t keyspace_first_group_ = 0;
   bool keyspace_moving_ = false;  // its answer is awaited
   std::map<uint32_t, std::set<uint64_t>> keyspace_held_;  // partition -> nodes that held it
   using GroupIndex = std::pair<uint64_t, uint64_t>;  // (group, term or index)

@@ -132,6 +132,8 @@ for i in 1 2 3; do
 done
 wait_for 10 sh -c "grep -q 'keyspace app partition 0: .*removing this replica' $work/node$from.log" ||
   fail "node $from did not remove its moved replica: $(grep 'app partition 0' "$work/node$from.log" | tail -3)"
+out="$(ctl 3 keyspace move app 0 "$to" "$from")" && fail "moving the replica back onto node $from was accepted"
+echo "$out" | grep -q "held partition 0 of keyspace 'app' before" || fail "move back said: $out"
 for n in $(seq 1 30); do
   i=$(( n % 3 + 1 ))
   [ "$(cli "$i" get "app:k$n")" = "v$n" ] || fail "after the move, GET app:k$n through node $i: $(cli "$i" get "app:k$n")"

@@ -302,3 +302,67 @@ TEST(KvStateMachine, RemovingAReplicaDeletesItsGroupOnly) {
 
 }  // namespace
 }  // namespace synod::node
+
+namespace synod::node {
+namespace {
+
+// A keyspace's placement changes only from the one the change was read
+// from, only while it is active, only with a replica set per partition, and
+// never back onto a node that held the partition before.
+TEST(KvStateMachine, PlacementsChangeByCompareAndSetAndNeverBackOntoAFormerHolder) {
+  storage::MemKvEngine engine;
+  raft::ConfState conf;
+  conf.voters = {NodeId{1}};
+  KvStateMachine meta(GroupId{1}, &engine);
+  ASSERT_TRUE(meta.bootstrap(AppliedState{LogIndex{1}, Term{1}, conf}).ok());
+  placement::Keyspace k;
+  k.name = "app";
+  k.partitions = 2;
+  placement::Placement first;
+  first.replicas = {{1, 2, 3}, {1, 2, 3}};
+  Command create = kv_command(9, 1, CommandOp::kCreateKeyspace, "app", placement::encode_keyspace(k));
+  create.expected = placement::encode_placement(first);
+  uint64_t index = 2;
+  auto run = [&](Command command) {
+    command.client_id = 9;
+    command.sequence = index;
+    auto applied = meta.apply({kv_entry(index, command)}, nullptr);
+    ++index;
+    EXPECT_TRUE(applied.ok());
+    return *(*applied)[0].reply;
+  };
+  ASSERT_EQ(run(create).kind, CommandReply::Kind::kInteger);
+  const std::string groups = std::to_string(kFirstKeyspaceGroup);
+  auto set = [&](std::vector<std::vector<uint64_t>> replicas, const placement::Placement& from) {
+    placement::Placement where;
+    where.replicas = std::move(replicas);
+    Command c = kv_command(9, 0, CommandOp::kSetPlacement, "app", placement::encode_placement(where));
+    c.expected = groups + "/" + placement::placement_version(from);
+    return run(c);
+  };
+  EXPECT_NE(set({{1, 2, 4}, {1, 2, 3}}, first).error.find("is creating"), std::string::npos);
+  ASSERT_EQ(run(kv_command(9, 0, CommandOp::kActivateKeyspace, "app")).integer, 1);
+
+  EXPECT_NE(set({{1, 2, 4}}, first).error.find("each of the keyspace's partitions"), std::string::npos);
+  EXPECT_NE(set({{1, 1, 4}, {1, 2, 3}}, first).error.find("distinct"), std::string::npos);
+  EXPECT_EQ(set({{1, 2, 4}, {1, 2, 3}}, first).integer, 1);
+  // A second change made from the same (now old) reading is refused.
+  EXPECT_NE(set({{1, 2, 5}, {1, 2, 3}}, first).error.find("another placement"), std::string::npos);
+  placement::Placement second;
+  second.replicas = {{1, 2, 4}, {1, 2, 3}};
+  // Node 3 held partition 0 before: it may not come back to it.
+  EXPECT_NE(set({{1, 3, 4}, {1, 2, 3}}, second).error.find("node 3 held partition 0"), std::string::npos);
+  EXPECT_EQ(set({{1, 2, 4}, {1, 2, 5}}, second).integer, 1);
+  auto records = meta.scan(kPlacementRecordPrefix, 10);
+  ASSERT_TRUE(records.ok());
+  ASSERT_EQ(records->size(), 1u);
+  placement::Placement stored = *placement::decode_placement((*records)[0].second, 4096);
+  EXPECT_EQ(stored.replicas, (std::vector<std::vector<uint64_t>>{{1, 2, 4}, {1, 2, 5}}));
+  // Forgetting the keyspace takes its history with it.
+  ASSERT_EQ(run(kv_command(9, 0, CommandOp::kDropKeyspace, "app")).integer, 1);
+  ASSERT_EQ(run(kv_command(9, 0, CommandOp::kForgetKeyspace, "app")).integer, 1);
+  EXPECT_TRUE(meta.scan(kHeldRecordPrefix, 10)->empty());
+}
+
+}  // namespace
+}  // namespace synod::node
