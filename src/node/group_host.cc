@@ -123,7 +123,8 @@ base::Status GroupHost::refresh_catalog(uint64_t now_ms) {
   auto read = read_catalog(meta);
   if (!read) return read.error();
   router_->update(std::move(*read), now_ms);
-  const std::map<uint64_t, std::vector<uint64_t>> wanted = router_->groups_of(options_.node_id);
+  wanted_ = router_->groups_of(options_.node_id);
+  const std::map<uint64_t, std::vector<uint64_t>>& wanted = wanted_;
   std::vector<std::pair<raft::GroupId, PersistRequest>> created;
   std::vector<uint64_t> fresh;
   for (const auto& [g, voters] : wanted) {
@@ -182,7 +183,7 @@ const placement::Keyspace* GroupHost::keyspace_of_group(uint64_t group) const {
 // configuration (as this replica has applied it) no longer names this node:
 // until then it may be needed for a quorum, or to hand the data on.
 void GroupHost::mark_moved_away() {
-  const std::map<uint64_t, std::vector<uint64_t>> wanted = router_->groups_of(options_.node_id);
+  const std::map<uint64_t, std::vector<uint64_t>>& wanted = wanted_;
   const raft::NodeId self{options_.node_id};
   for (auto& [g, group] : groups_) {
     if (g < kFirstKeyspaceGroup || wanted.contains(g) || group.retiring) continue;
@@ -270,7 +271,7 @@ base::Status GroupHost::retire(uint64_t group) {
 void GroupHost::retire_leftovers() {
   if (leftovers_checked_) return;
   leftovers_checked_ = true;
-  const std::map<uint64_t, std::vector<uint64_t>> wanted = router_->groups_of(options_.node_id);
+  const std::map<uint64_t, std::vector<uint64_t>>& wanted = wanted_;
   for (raft::GroupId id : logs_->groups()) {
     const uint64_t g = id.value();
     if (g < kFirstKeyspaceGroup || groups_.contains(g) || wanted.contains(g)) continue;
@@ -439,7 +440,7 @@ void GroupHost::drive_moves() {
 // them anything any more) ask the placement's replicas, every second,
 // whether they are; the group's leader answers.
 void GroupHost::check_memberships(uint64_t now_ms) {
-  const std::map<uint64_t, std::vector<uint64_t>> wanted = router_->groups_of(options_.node_id);
+  const std::map<uint64_t, std::vector<uint64_t>>& wanted = wanted_;
   for (auto& [g, group] : groups_) {
     if (g < kFirstKeyspaceGroup || group.retiring || wanted.contains(g)) continue;
     if (keyspace_of_group(g) == nullptr || now_ms < group.next_membership_check_ms) continue;
@@ -480,7 +481,7 @@ void GroupHost::membership(uint64_t from, const MembershipCheck& check) {
   // Removed for certain (configurations only shrink away from a node the
   // placement no longer names): the replica goes, if the placement still
   // does not give it to this node.
-  const std::map<uint64_t, std::vector<uint64_t>> wanted = router_->groups_of(options_.node_id);
+  const std::map<uint64_t, std::vector<uint64_t>>& wanted = wanted_;
   if (wanted.contains(check.group) || keyspace_of_group(check.group) == nullptr) return;
   group.retiring = true;
   say(group.name + ": the group's leader (node " + std::to_string(from) +

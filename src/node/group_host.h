@@ -222,6 +222,9 @@ class GroupHost {
   std::map<uint64_t, Group> groups_;
   std::unique_ptr<CatalogRouter> router_;
   uint64_t catalog_version_seen_ = 0;
+  // The groups the catalog gives this node, with their replicas (reread
+  // with the catalog; every tick looks at it).
+  std::map<uint64_t, std::vector<uint64_t>> wanted_;
   std::set<uint64_t> dirty_;  // groups to drain in the next take_output()
   std::vector<std::pair<uint64_t, Response>> answers_;  // host-level replies
   std::vector<Envelope> sends_;                         // host-level messages
