@@ -290,6 +290,20 @@ int run_ctl(const CtlOptions& options) {
                 p.value("address", std::string()).c_str(), health.c_str(), contact.c_str(),
                 std::min(phi, 9999.9), p.value("last_error", std::string()).c_str());
   }
+  if (status.contains("placement")) {
+    std::printf("\n%-24s %-9s %-11s %s\n", "KEYSPACE", "STATE", "PARTITIONS",
+                "REPLICAS PER NODE");
+    for (const auto& k : status["placement"]) {
+      std::string loads;
+      for (const auto& [node, count] : k["replicas_per_node"].items()) {
+        loads += (loads.empty() ? "" : "  ") + std::string("node ") + node + ": " +
+                 std::to_string(count.get<uint64_t>());
+      }
+      std::printf("%-24s %-9s %-11llu %s\n", k.value("keyspace", std::string()).c_str(),
+                  k.value("state", std::string()).c_str(),
+                  static_cast<unsigned long long>(k.value("partitions", 0ull)), loads.c_str());
+    }
+  }
   if (status.contains("moves") && !status["moves"].empty()) {
     auto ids = [](const nlohmann::json& list) {
       std::string text;

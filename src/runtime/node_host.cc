@@ -645,6 +645,23 @@ std::string NodeHost::status_json() const {
                              {"last_error", p.last_error}});
   }
   json["wal"] = {{"syncs", s.wal_syncs}, {"batches", s.wal_batches}, {"bytes", s.wal_bytes}};
+  // The placement as this node's catalog has it: replicas per node for
+  // every keyspace.
+  json["placement"] = nlohmann::json::array();
+  std::vector<placement::Member> members;
+  for (const auto& [id, address] : impl_->cluster.members) members.push_back({id, ""});
+  for (const auto& [name, keyspace] : impl_->host->router().catalog().all()) {
+    const placement::Placement* where = impl_->host->router().placement_of(name);
+    if (where == nullptr) continue;
+    nlohmann::json loads = nlohmann::json::object();
+    for (const auto& [node, count] : placement::loads(*where, members)) {
+      loads[std::to_string(node)] = count;
+    }
+    json["placement"].push_back({{"keyspace", name},
+                                 {"state", std::string(placement::state_name(keyspace.state))},
+                                 {"partitions", keyspace.partitions},
+                                 {"replicas_per_node", loads}});
+  }
   json["moves"] = nlohmann::json::array();
   for (const node::MoveStatus& m : impl_->host->moves()) {
     json["moves"].push_back({{"group", m.group},

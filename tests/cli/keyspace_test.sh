@@ -132,6 +132,10 @@ for i in 1 2 3; do
 done
 wait_for 10 sh -c "grep -q 'keyspace app partition 0: .*removing this replica' $work/node$from.log" ||
   fail "node $from did not remove its moved replica: $(grep 'app partition 0' "$work/node$from.log" | tail -3)"
+# ctl status reports the placement: app's 8 partitions x 2 replicas.
+line="$(ctl 1 status | grep '^app ')"
+total=$(echo "$line" | grep -oE 'node [0-9]+: [0-9]+' | awk '{ s += $3 } END { print s }')
+[ "$total" = 16 ] || fail "ctl status placement line for app: $line"
 out="$(ctl 3 keyspace move app 0 "$to" "$from")" && fail "moving the replica back onto node $from was accepted"
 echo "$out" | grep -q "held partition 0 of keyspace 'app' before" || fail "move back said: $out"
 for n in $(seq 1 30); do
