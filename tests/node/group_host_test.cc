@@ -144,6 +144,7 @@ class TestCluster {
         }
         for (Envelope& e : out.messages) wire_.push_back(Wire{id, e.to.value(), std::move(e.message)});
         for (auto& [request, response] : out.responses) m.answers[request] = std::move(response);
+        for (std::string& line : out.log) m.log.push_back(std::move(line));
         ASSERT_FALSE(m.host->failed()) << m.host->failed()->to_string();
       }
       while (!wire_.empty()) {
@@ -158,6 +159,13 @@ class TestCluster {
   }
 
   GroupHost& host(uint64_t id) { return *members_.at(id).host; }
+  // Whether node `id` logged a line containing `text`.
+  bool logged(uint64_t id, const std::string& text) const {
+    for (const std::string& line : members_.at(id).log) {
+      if (line.find(text) != std::string::npos) return true;
+    }
+    return false;
+  }
 
   // Submits and waits (up to `ms`) for the answer.
   std::optional<Response> run(uint64_t node, Request request, uint64_t ms = 5000) {
@@ -177,6 +185,7 @@ class TestCluster {
     MemLogs logs;
     std::unique_ptr<GroupHost> host;
     std::map<uint64_t, Response> answers;
+    std::vector<std::string> log;
   };
 
   std::optional<Response> wait(uint64_t node, uint64_t id, uint64_t ms) {
@@ -392,6 +401,49 @@ TEST(GroupHost, ReplicasMoveToTheTargetPlacementLeaderIncluded) {
     ASSERT_TRUE(got && got->status == Response::Status::kOk) << node;
     EXPECT_EQ(got->value, std::optional<std::string>("v7"));
   }
+}
+
+// A move onto a node that is down: its learner makes no progress and is
+// taken out after the stall limit (it does not stay a member of the group),
+// and once the node is back the move completes.
+TEST(GroupHost, AMoveOntoADownNodeWaitsWithoutKeepingADeadLearner) {
+  TestCluster cluster(4);
+  cluster.advance(3000);
+  ASSERT_TRUE(cluster.run_meta(1, create("app", 1, {1, 2, 3})));
+  cluster.advance(5000);
+  const uint64_t group = kFirstKeyspaceGroup;
+  auto put = cluster.run(1, write("app:k", "v", 1));
+  ASSERT_TRUE(put && put->status == Response::Status::kOk);
+  const uint64_t leader = cluster.host(1).leader_of(group);
+  std::vector<uint64_t> target = {1, 2, 3};
+  const uint64_t leaving = leader == 3 ? 2 : 3;  // not the leader's replica
+  std::replace(target.begin(), target.end(), leaving, uint64_t{4});
+  // Node 4 is cut off (nothing reaches it, nothing leaves it).
+  cluster.drop = [](const Wire& w) { return w.to == 4 || w.from == 4; };
+  auto moved = cluster.run_meta(1, set_placement("app", {target}));
+  ASSERT_TRUE(moved && moved->status == Response::Status::kOk);
+  cluster.advance(5000);
+  auto learners = [&] {
+    return cluster.host(leader).group(group)->raw().raft().tracker().config.learners;
+  };
+  EXPECT_TRUE(learners().contains(raft::NodeId{4})) << "added as a learner";
+  EXPECT_FALSE(cluster.logged(leader, "learner 4 made no progress"));
+  cluster.advance(31000);
+  EXPECT_TRUE(cluster.logged(leader, "learner 4 made no progress"))
+      << "a learner that never progresses is taken out (and added again later)";
+  // The partition kept serving with its three voters.
+  auto got = cluster.run(2, read("app:k"));
+  ASSERT_TRUE(got && got->status == Response::Status::kOk);
+  EXPECT_EQ(got->value, std::optional<std::string>("v"));
+  // Node 4 comes back: the move completes.
+  cluster.drop = [](const Wire&) { return false; };
+  cluster.advance(10000);
+  std::sort(target.begin(), target.end());
+  for (uint64_t node : target) {
+    ASSERT_NE(cluster.host(node).group(group), nullptr) << node;
+    EXPECT_EQ(voters_of(*cluster.host(node).group(group)), target) << node;
+  }
+  EXPECT_EQ(cluster.host(leaving).group(group), nullptr);
 }
 
 }  // namespace
