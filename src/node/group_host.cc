@@ -214,6 +214,7 @@ void GroupHost::retire_groups() {
       ++it;
       continue;
     }
+    removed_.emplace_back(g, group.node->machine().applied());
     if (auto s = retire(g); !s) return fail(s.error());
     for (auto r = submitted_to_.begin(); r != submitted_to_.end();) {
       if (r->second != g) {
@@ -775,6 +776,8 @@ GroupHostOutput GroupHost::take_output() {
   answers_.clear();
   out.log = std::move(log_);
   log_.clear();
+  out.removed = std::move(removed_);
+  removed_.clear();
   return out;
 }
 

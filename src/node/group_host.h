@@ -101,6 +101,8 @@ struct GroupHostOutput {
   // Entries applied, per group, when NodeOptions::report_applied (checkers).
   std::vector<std::pair<uint64_t, std::vector<raft::Entry>>> applied;
   std::vector<std::string> log;  // lines for a person
+  // Replicas removed, with what each had applied (checkers).
+  std::vector<std::pair<uint64_t, AppliedState>> removed;
 };
 
 class GroupHost {
@@ -229,6 +231,7 @@ class GroupHost {
   std::vector<std::pair<uint64_t, Response>> answers_;  // host-level replies
   std::vector<Envelope> sends_;                         // host-level messages
   std::vector<std::string> log_;
+  std::vector<std::pair<uint64_t, AppliedState>> removed_;
   std::vector<Held> held_;
   std::map<uint64_t, Proxied> proxied_;        // by request id
   std::map<uint64_t, uint64_t> leader_hint_;   // group -> the node that last answered

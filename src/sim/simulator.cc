@@ -520,14 +520,21 @@ class Simulation {
       return;
     }
     check_node(n);
-    check_voters_keep_replicas(n);
+    check_voters_keep_replicas(n, out.removed);
   }
 
   // Durability across moves: a running node never lets go of a keyspace
   // replica while the newest configuration any replica of that group has
   // applied still names it a voter (it may hold entries a quorum needs).
-  void check_voters_keep_replicas(SimNode& n) {
+  void check_voters_keep_replicas(SimNode& n,
+                                  const std::vector<std::pair<uint64_t, node::AppliedState>>& removed) {
     if (!result_.violation.empty()) return;
+    // What a removed replica had applied counts too: it went because its
+    // newest configuration no longer named it.
+    for (const auto& [g, applied] : removed) {
+      auto& newest = newest_conf_[g];
+      if (applied.index.value() > newest.first) newest = {applied.index.value(), applied.conf_state};
+    }
     for (uint64_t g : n.host->groups()) {
       if (g < node::kFirstKeyspaceGroup) continue;
       const node::AppliedState& applied = n.host->group(g)->machine().applied();
