@@ -96,11 +96,16 @@ Route CatalogRouter::route(std::string_view key, uint64_t now_ms) const {
     route.why = "this node has not confirmed its keyspace catalog with the meta group";
     return route;
   }
+  // Once per request: one lookup, one hash.
   const placement::Keyspace* keyspace = catalog_.keyspace_of(key);
   route.keyspace = keyspace->name;
   route.partition = placement::partition_of(key, keyspace->partitions);
-  route.group = catalog_.group_of(key, &route.why);
-  if (route.group == 0) route.kind = Route::Kind::kRefuse;
+  if (keyspace->state != placement::KeyspaceState::kActive) {
+    route.kind = Route::Kind::kRefuse;
+    route.why = placement::not_served_reason(*keyspace);
+    return route;
+  }
+  route.group = keyspace->group_of_partition(route.partition);
   return route;
 }
 

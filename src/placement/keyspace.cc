@@ -192,14 +192,17 @@ const Keyspace* Catalog::keyspace_of(std::string_view key) const {
   return find(std::string(kDefaultKeyspace));
 }
 
+std::string not_served_reason(const Keyspace& keyspace) {
+  if (keyspace.state == KeyspaceState::kActive) return {};
+  return "keyspace '" + keyspace.name + "' is being " +
+         (keyspace.state == KeyspaceState::kCreating ? "created" : "dropped");
+}
+
 uint64_t Catalog::group_of(std::string_view key, std::string* why) const {
   const Keyspace* k = keyspace_of(key);
   if (k == nullptr) return 0;
   if (k->state != KeyspaceState::kActive) {
-    if (why != nullptr) {
-      *why = "keyspace '" + k->name + "' is being " +
-             (k->state == KeyspaceState::kCreating ? "created" : "dropped");
-    }
+    if (why != nullptr) *why = not_served_reason(*k);
     return 0;
   }
   return k->group_of_partition(partition_of(key, k->partitions));

@@ -78,6 +78,10 @@ struct KeyspaceCall {
 std::string encode_keyspace(const Keyspace& keyspace);
 base::Result<Keyspace> decode_keyspace(std::string_view bytes);
 
+// Why a keyspace's keys are not served now ("keyspace 'app' is being
+// created"); empty while it is active.
+std::string not_served_reason(const Keyspace& keyspace);
+
 // Every keyspace a node knows, for routing keys.
 class Catalog {
  public:
