@@ -140,12 +140,9 @@ std::map<uint64_t, std::vector<uint64_t>> CatalogRouter::groups_of(uint64_t node
 }
 
 std::vector<uint64_t> CatalogRouter::replicas_of(uint64_t group) const {
-  for (const auto& [name, keyspace] : catalog_.all()) {
-    if (group < keyspace.first_group || group >= keyspace.first_group + keyspace.partitions) continue;
-    const placement::Placement& where = placements_.at(name);
-    return where.replicas[group - keyspace.first_group];
-  }
-  return {};
+  const placement::Keyspace* keyspace = catalog_.keyspace_of_group(group);
+  if (keyspace == nullptr) return {};
+  return placements_.at(keyspace->name).replicas[group - keyspace->first_group];
 }
 
 const placement::Placement* CatalogRouter::placement_of(const std::string& keyspace) const {

@@ -26,6 +26,15 @@ Response unknown_outcome(std::string reason) {
   return response;
 }
 
+// Whether a configuration names `id` in any role (voter, learner, either
+// side of a joint configuration).
+bool names_member(const raft::ConfState& conf, raft::NodeId id) {
+  for (const auto* ids : {&conf.voters, &conf.learners, &conf.voters_outgoing, &conf.learners_next}) {
+    if (std::find(ids->begin(), ids->end(), id) != ids->end()) return true;
+  }
+  return false;
+}
+
 const std::string& key_of(const Request& request) {
   return request.kind == Request::Kind::kRead ? request.key : request.command.key;
 }
@@ -170,12 +179,7 @@ base::Status GroupHost::refresh_catalog(uint64_t now_ms) {
 }
 
 const placement::Keyspace* GroupHost::keyspace_of_group(uint64_t group) const {
-  for (const auto& [name, keyspace] : router_->catalog().all()) {
-    if (group >= keyspace.first_group && group < keyspace.first_group + keyspace.partitions) {
-      return &keyspace;
-    }
-  }
-  return nullptr;
+  return router_->catalog().keyspace_of_group(group);
 }
 
 // Replicas this node holds that the catalog no longer gives it: gone with
@@ -188,14 +192,7 @@ void GroupHost::mark_moved_away() {
   for (auto& [g, group] : groups_) {
     if (g < kFirstKeyspaceGroup || wanted.contains(g) || group.retiring) continue;
     if (keyspace_of_group(g) != nullptr) {
-      const raft::ConfState conf = group.node->raw().raft().tracker().config.to_conf_state();
-      auto named = [&](const std::vector<raft::NodeId>& ids) {
-        return std::find(ids.begin(), ids.end(), self) != ids.end();
-      };
-      if (named(conf.voters) || named(conf.learners) || named(conf.voters_outgoing) ||
-          named(conf.learners_next)) {
-        continue;
-      }
+      if (names_member(group.node->raw().raft().tracker().config.to_conf_state(), self)) continue;
       group.retiring = true;
       say(group.name + ": moved to other nodes; removing this replica");
       continue;
@@ -468,13 +465,8 @@ void GroupHost::membership(uint64_t from, const MembershipCheck& check) {
         raft.pending_conf_index() > raft.log().applied()) {
       return;
     }
-    const raft::ConfState conf = raft.tracker().config.to_conf_state();
     const raft::NodeId asker{from};
-    auto named = [&](const std::vector<raft::NodeId>& ids) {
-      return std::find(ids.begin(), ids.end(), asker) != ids.end();
-    };
-    const bool member = named(conf.voters) || named(conf.learners) ||
-                        named(conf.voters_outgoing) || named(conf.learners_next);
+    const bool member = names_member(raft.tracker().config.to_conf_state(), asker);
     sends_.push_back(Envelope{asker, MembershipCheck{check.group, true, member}});
     return;
   }
@@ -887,10 +879,9 @@ std::string GroupHost::group_name(uint64_t group_id) const {
   if (group_id < kFirstKeyspaceGroup) {
     return "partition " + std::to_string(group_id - kFirstPartitionGroup);
   }
-  for (const auto& [name, keyspace] : router_->catalog().all()) {
-    if (group_id >= keyspace.first_group && group_id < keyspace.first_group + keyspace.partitions) {
-      return "keyspace " + name + " partition " + std::to_string(group_id - keyspace.first_group);
-    }
+  if (const placement::Keyspace* keyspace = keyspace_of_group(group_id)) {
+    return "keyspace " + keyspace->name + " partition " +
+           std::to_string(group_id - keyspace->first_group);
   }
   return "group " + std::to_string(group_id);
 }

@@ -415,10 +415,10 @@ Result<std::vector<AppliedEntry>> KvStateMachine::apply(const std::vector<raft::
     if (command.key == placement::kDefaultKeyspace) {
       return error_reply("ERR the default keyspace cannot be dropped");
     }
-    std::optional<placement::Keyspace> keyspace = placement::Keyspace();
-    if (auto refused = named_keyspace(command, &*keyspace)) return std::move(*refused);
+    placement::Keyspace keyspace;
+    if (auto refused = named_keyspace(command, &keyspace)) return std::move(*refused);
     using State = placement::KeyspaceState;
-    const State from = keyspace->state;
+    const State from = keyspace.state;
     const bool allowed = (command.op == CommandOp::kDropKeyspace && from != State::kDropping) ||
                          (command.op == CommandOp::kActivateKeyspace && from == State::kCreating) ||
                          (command.op == CommandOp::kForgetKeyspace && from == State::kDropping);
@@ -431,8 +431,8 @@ Result<std::vector<AppliedEntry>> KvStateMachine::apply(const std::vector<raft::
       overlay.del(data_key(std::string(kPlacementRecordPrefix) + command.key));
       overlay.del(data_key(std::string(kHeldRecordPrefix) + command.key));
     } else {
-      keyspace->state = command.op == CommandOp::kDropKeyspace ? State::kDropping : State::kActive;
-      overlay.put(record, placement::encode_keyspace(*keyspace));
+      keyspace.state = command.op == CommandOp::kDropKeyspace ? State::kDropping : State::kActive;
+      overlay.put(record, placement::encode_keyspace(keyspace));
     }
     catalog_changed = true;
     return integer_reply(1);
@@ -440,16 +440,16 @@ Result<std::vector<AppliedEntry>> KvStateMachine::apply(const std::vector<raft::
   // A new target placement for an active keyspace's partitions.
   auto set_placement = [&](const Command& command) -> Result<CommandReply> {
     if (group_.value() != kMetaGroupId) return error_reply("ERR catalog commands belong to the meta group");
-    std::optional<placement::Keyspace> keyspace = placement::Keyspace();
-    if (auto refused = named_keyspace(command, &*keyspace)) return std::move(*refused);
-    if (keyspace->state != placement::KeyspaceState::kActive) {
+    placement::Keyspace keyspace;
+    if (auto refused = named_keyspace(command, &keyspace)) return std::move(*refused);
+    if (keyspace.state != placement::KeyspaceState::kActive) {
       return error_reply("ERR keyspace '" + command.key + "' is " +
-                         std::string(placement::state_name(keyspace->state)) +
+                         std::string(placement::state_name(keyspace.state)) +
                          "; only an active keyspace's replicas move");
     }
     Result<placement::Placement> where =
         placement::decode_placement(command.value, placement::kPartitionsMax);
-    if (!where || where->replicas.size() != keyspace->partitions) {
+    if (!where || where->replicas.size() != keyspace.partitions) {
       return error_reply("ERR a placement needs an entry for each of the keyspace's partitions");
     }
     for (const std::vector<uint64_t>& replicas : where->replicas) {
@@ -478,7 +478,7 @@ Result<std::vector<AppliedEntry>> KvStateMachine::apply(const std::vector<raft::
     }
     Result<placement::Placement> held = stored(kHeldRecordPrefix);
     if (!held) return held.error();
-    for (uint32_t p = 0; p < keyspace->partitions; ++p) {
+    for (uint32_t p = 0; p < keyspace.partitions; ++p) {
       for (uint64_t node : where->replicas[p]) {
         const auto& now = current->replicas[p];
         const auto& before = held->replicas[p];

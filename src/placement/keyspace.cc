@@ -192,6 +192,15 @@ const Keyspace* Catalog::keyspace_of(std::string_view key) const {
   return find(std::string(kDefaultKeyspace));
 }
 
+const Keyspace* Catalog::keyspace_of_group(uint64_t group) const {
+  for (const auto& [name, keyspace] : keyspaces_) {
+    if (group >= keyspace.first_group && group < keyspace.first_group + keyspace.partitions) {
+      return &keyspace;
+    }
+  }
+  return nullptr;
+}
+
 std::string not_served_reason(const Keyspace& keyspace) {
   if (keyspace.state == KeyspaceState::kActive) return {};
   return "keyspace '" + keyspace.name + "' is being " +

@@ -92,6 +92,8 @@ class Catalog {
   // The keyspace `key` belongs to: the longest defined K with "K:" a prefix
   // of the key, else "default" (null only if no default is defined).
   const Keyspace* keyspace_of(std::string_view key) const;
+  // The keyspace whose partitions include Raft group `group` (null: none).
+  const Keyspace* keyspace_of_group(uint64_t group) const;
   // The Raft group that holds `key`, or 0 when its keyspace is being
   // created or dropped (`why` says which).
   uint64_t group_of(std::string_view key, std::string* why = nullptr) const;

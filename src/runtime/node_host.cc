@@ -764,13 +764,9 @@ NodeHostStatus NodeHost::status() const {
     const raft::Raft& raft = node.raw().raft();
     GroupStatus group;
     group.group = id;
-    if (id != kMetaGroup.value()) {
-      for (const auto& [name, keyspace] : i.host->router().catalog().all()) {
-        if (id >= keyspace.first_group && id < keyspace.first_group + keyspace.partitions) {
-          group.keyspace = name;
-          group.partition = static_cast<uint32_t>(id - keyspace.first_group);
-        }
-      }
+    if (const placement::Keyspace* keyspace = i.host->router().catalog().keyspace_of_group(id)) {
+      group.keyspace = keyspace->name;
+      group.partition = static_cast<uint32_t>(id - keyspace->first_group);
     }
     group.role = std::string(raft::role_name(raft.role()));
     group.term = raft.term().value();

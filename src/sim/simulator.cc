@@ -551,11 +551,8 @@ class Simulation {
     }
     for (uint64_t g : held_groups_[n.id]) {
       if (n.host->group(g) != nullptr) continue;
-      bool keyspace_exists = false;  // a dropped keyspace's replicas all go
-      for (const auto& [name, k] : n.host->router().catalog().all()) {
-        keyspace_exists |= g >= k.first_group && g < k.first_group + k.partitions;
-      }
-      if (!keyspace_exists) continue;
+      // A dropped keyspace's replicas all go.
+      if (n.host->router().catalog().keyspace_of_group(g) == nullptr) continue;
       const auto it = newest_conf_.find(g);
       if (it == newest_conf_.end()) continue;
       const ConfState& conf = it->second.second;

@@ -65,18 +65,17 @@ ctl 1 locate plainkey | grep -q "^keyspace default," || fail "locate plainkey: $
 [ "$(cli 1 keyspace list | tr '\n' ' ')" = "app app:users default " ] || fail "KEYSPACE LIST: $(cli 1 keyspace list)"
 
 # Bad requests get a clear error and change nothing.
-out="$(ctl 1 keyspace create app --partitions 8)" && fail "a second create of app succeeded"
-echo "$out" | grep -q "already exists" || fail "second create said: $out"
-out="$(ctl 1 keyspace create other --partitions 48)" && fail "48 partitions accepted"
-echo "$out" | grep -q "power of two" || fail "48 partitions said: $out"
-out="$(ctl 1 keyspace create other --replicas 5)" && fail "5 replicas on 3 nodes accepted"
-echo "$out" | grep -q "more than the 3 members" || fail "5 replicas said: $out"
-out="$(ctl 1 keyspace create other --mode eventual)" && fail "an eventual keyspace was accepted"
-echo "$out" | grep -q "not served yet" || fail "eventual said: $out"
-out="$(ctl 1 keyspace drop default)" && fail "dropping default succeeded"
-echo "$out" | grep -q "cannot be dropped" || fail "drop default said: $out"
-out="$(ctl 1 keyspace describe nothere)" && fail "describe of an unknown keyspace succeeded"
-echo "$out" | grep -q "404" || fail "describe nothere said: $out"
+refused() {  # refused TEXT CTL-ARGS...: the ctl call fails and says TEXT
+  local text=$1 out; shift
+  out="$(ctl 1 "$@")" && fail "ctl $* succeeded"
+  echo "$out" | grep -q "$text" || fail "ctl $* said: $out"
+}
+refused "already exists" keyspace create app --partitions 8
+refused "power of two" keyspace create other --partitions 48
+refused "more than the 3 members" keyspace create other --replicas 5
+refused "not served yet" keyspace create other --mode eventual
+refused "cannot be dropped" keyspace drop default
+refused "404" keyspace describe nothere
 [ "$(cli 1 keyspace list | wc -l)" = "3" ] || fail "a refused request changed the catalog: $(cli 1 keyspace list)"
 
 # SIGKILL a node and restart it: it holds keys with a ':' until its catalog
